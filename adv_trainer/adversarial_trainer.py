@@ -1,0 +1,124 @@
+"""`AdversarialTrainer`: `Trainer` whose training step adds adversarial passes on the word-embedding output."""
+
+from accelerate.utils.memory import clear_device_cache
+from transformers import Trainer
+
+from .adversarial_config import AdversarialTrainingArguments
+from .adversarial_metrics import AdversarialMetrics
+from .attacks import build_attack
+from .embedding_hook import EmbeddingOutputHook, input_embedding
+from .loss_normalisation import loss_divides_by_num_items
+from .perturbed_passes import PerturbedPasses
+from .unsupported import check_model, check_parallelism
+
+__all__ = ["AdversarialTrainer"]
+
+
+class AdversarialTrainer(Trainer):
+    r"""A drop-in `Trainer` for adversarial fine-tuning (FGM, PGD, FreeLB) on the word-embedding output.
+
+    Each training step runs the clean forward and backward, then the attack's passes with a perturbation added to
+    the output of `model.get_input_embeddings()` by a forward hook that exists only inside `training_step`. The
+    optimizer steps on grad L(e) + w * (adversarial term); see the attack classes for each update rule.
+
+    Every backward of a micro-batch is scaled like its clean loss, so gradient accumulation gives the update of one
+    large batch. Whether a model's loss divides by `num_items_in_batch` is measured once on the first batch
+    (`loss_normalisation`), not guessed from its signature; set `loss_is_scaled_for_ga` to True or False to skip the
+    measurement. `args` must be `AdversarialTrainingArguments`; `adv_method="none"` is plain fine-tuning with that
+    same loss scaling.
+    """
+
+    # None: measure whether the loss divides by `num_items_in_batch`. True/False: trust the user (as in transformers).
+    loss_is_scaled_for_ga = None
+
+    def __init__(self, model=None, args=None, *trainer_args, **trainer_kwargs):
+        if args is None:
+            args = AdversarialTrainingArguments(output_dir="tmp_trainer")
+        if not isinstance(args, AdversarialTrainingArguments):
+            raise TypeError(f"`args` must be AdversarialTrainingArguments, got {type(args).__name__}.")
+        super().__init__(model, args, *trainer_args, **trainer_kwargs)
+        check_parallelism(self)
+        self.attack = build_attack(self.args)
+        self._loss_divides_by_num_items = None
+        self._model_checked = False
+        self._adversarial_metrics = AdversarialMetrics()
+        self._adversarial_logged_step = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        model.train()
+        if callable(getattr(self.optimizer, "train", None)):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        loss_scale = self._loss_scale(model, inputs, num_items_in_batch)
+        if self._adversarial_step_now():
+            loss = self._adversarial_step(model, inputs, num_items_in_batch, loss_scale)
+        else:
+            with self.compute_loss_context_manager():
+                loss = self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch) * loss_scale
+            self.accelerator.backward(loss)
+            loss = loss.detach()
+        empty_cache_steps = self.args.torch_empty_cache_steps
+        if empty_cache_steps is not None and self.state.global_step % empty_cache_steps == 0:
+            clear_device_cache()
+        return loss
+
+    def _adversarial_step(self, model, inputs, num_items_in_batch, loss_scale):
+        """The clean pass and the attack's passes; returns the scaled clean loss."""
+        unwrapped = self.accelerator.unwrap_model(model)
+        if not self._model_checked:
+            check_model(unwrapped, self.args)
+            self._model_checked = True
+        with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
+            passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
+            clean_loss = passes.clean()
+            delta = self.attack.perturb(passes)
+        if not passes.final_pass_done:
+            raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
+        adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
+        self._adversarial_metrics.update(adversarial_loss, passes.space.norms(delta), passes.space.skipped)
+        return clean_loss
+
+    def log(self, logs, *args, **kwargs):
+        if "loss" in logs:  # a training log: add the adversarial statistics of the same steps
+            steps = self.state.global_step - self._adversarial_logged_step
+            self._adversarial_logged_step = self.state.global_step
+            logs = {**logs, **self._adversarial_metrics.pop(steps, self.accelerator)}
+        super().log(logs, *args, **kwargs)
+
+    def _adversarial_step_now(self):
+        return self.attack is not None and self.state.global_step >= self.args.adv_start_step
+
+    def _loss_scale(self, model, inputs, num_items_in_batch):
+        """The factor that turns this micro-batch's loss into its share of the accumulated batch's loss.
+
+        A loss divided by `num_items_in_batch` (counted over the accumulated batch) already is that share; a
+        per-micro-batch mean is divided by the number of micro-batches in this optimizer step, as the Trainer does.
+        """
+        if num_items_in_batch is None:
+            return 1.0 / self._micro_batches_per_step()
+        if self._loss_divides_by_num_items is None:
+            decision = self.loss_is_scaled_for_ga
+            if decision is None and not (self.model_accepts_loss_kwargs or self.compute_loss_func is not None):
+                decision = False  # the forward cannot even receive num_items_in_batch
+            if decision is None:
+                decision = loss_divides_by_num_items(self._compute_loss_in_context, model, inputs, num_items_in_batch)
+            if decision is None:  # no labelled item in this micro-batch: its loss is 0 either way; ask again later
+                return 1.0
+            if not decision and self.compute_loss_func is not None:
+                raise ValueError(
+                    "`compute_loss_func` ignores `num_items_in_batch`: the Trainer passes it the item count of the "
+                    "whole accumulated batch, and the loss must be summed over items and divided by it."
+                )
+            self._loss_divides_by_num_items = decision
+            # The Trainer counts items, passes them to the model and multiplies the loss by the number of processes
+            # under DDP only for models it believes normalise by the count; make that belief true.
+            self.model_accepts_loss_kwargs = decision
+        return 1.0 if self._loss_divides_by_num_items else 1.0 / self._micro_batches_per_step()
+
+    def _micro_batches_per_step(self):
+        # The last optimizer step of an epoch may have fewer micro-batches (transformers >= 4.50 tracks this).
+        return getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+
+    def _compute_loss_in_context(self, model, inputs, num_items_in_batch):
+        with self.compute_loss_context_manager():
+            return self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)

@@ -1,0 +1,57 @@
+"""A forward hook that adds a perturbation to the output of the model's input embedding (the NEFTune pattern)."""
+
+import torch
+from torch import nn
+
+__all__ = ["EmbeddingOutputHook", "input_embedding"]
+
+
+def input_embedding(model: nn.Module) -> nn.Module:
+    """The module whose output is perturbed: `get_input_embeddings()` of an unwrapped (non-DDP) model."""
+    get_embeddings = getattr(model, "get_input_embeddings", None)
+    embedding = get_embeddings() if callable(get_embeddings) else None
+    if not isinstance(embedding, nn.Module):
+        raise ValueError(
+            f"{type(model).__name__} has no input embedding module (`get_input_embeddings()` returned {embedding!r}); "
+            "adversarial training perturbs that module's output. Implement `get_input_embeddings()`."
+        )
+    return embedding
+
+
+class EmbeddingOutputHook:
+    """While entered, every forward of `embedding` returns `output + delta`.
+
+    `delta` is a `(B, T, E)` float32 tensor set before each pass. Left at `None`, the hook creates a zero leaf that
+    requires grad and stores it in `delta`: the backward of that pass then yields dL/d(output) in `delta.grad`, even
+    when the embedding weight is frozen. The hook refuses a second call within one pass (an encoder-decoder model's
+    shared embedding, say) and the trainer refuses a pass that never called it (`inputs_embeds`).
+    """
+
+    def __init__(self, embedding: nn.Module):
+        self.embedding = embedding
+        self.delta = None
+        self.calls = 0
+        self._handle = None
+
+    def __enter__(self):
+        self._handle = self.embedding.register_forward_hook(self._add_delta)
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.remove()
+
+    def start_pass(self, delta):
+        self.delta = delta
+        self.calls = 0
+
+    def _add_delta(self, module, args, output):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError(
+                f"The input embedding {type(module).__name__} ran twice in one forward pass (an encoder-decoder "
+                "model's shared embedding does); the perturbation would be added to both calls. Adversarial "
+                "training supports models that embed their input once."
+            )
+        if self.delta is None:
+            self.delta = torch.zeros(output.shape, device=output.device, requires_grad=True)  # (B, T, E)
+        return output + self.delta.to(output.dtype)

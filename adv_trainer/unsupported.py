@@ -1,0 +1,58 @@
+"""Set-ups where the adversarial passes would give wrong results silently: refused with an error that says why."""
+
+import functools
+
+import torch.utils.checkpoint
+
+__all__ = ["check_parallelism", "check_model"]
+
+
+def check_parallelism(trainer):
+    """Refuses the parallel set-ups whose gradient reduction or parameter layout the passes do not handle yet."""
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        _refuse(
+            "DeepSpeed",
+            "its engine scales and reduces gradients per `backward` call, and one training step here runs several.",
+        )
+    if getattr(trainer, "is_fsdp_enabled", False):
+        _refuse("FSDP", "nested `no_sync` regions and several backwards per step are not verified with sharded grads.")
+    if trainer.args.n_gpu > 1:
+        _refuse(
+            "nn.DataParallel (several GPUs in one process)",
+            "each replica would run the embedding hook on its own slice of the batch. Launch with `torchrun` (DDP).",
+        )
+    for name in ("get_tp_size", "get_cp_size", "get_sp_size"):
+        size = getattr(trainer, name, lambda: 1)()
+        if size > 1:
+            _refuse(f"{name[4:6].upper()} parallelism of size {size}", "the embedding output would be sharded.")
+
+
+def check_model(model, args):
+    """Refuses models whose forward the embedding hook cannot perturb correctly (adversarial methods only)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "is_encoder_decoder", False):
+        _refuse(
+            f"the encoder-decoder model {type(model).__name__}",
+            "its shared input embedding runs for the encoder and the decoder in one forward.",
+        )
+    if args.optim in ("lomo", "adalomo"):
+        _refuse(f"the {args.optim} optimizer", "it updates the weights inside `backward`, and a step runs several.")
+    for module in model.modules():
+        checkpoint = getattr(module, "_gradient_checkpointing_func", None)
+        if getattr(module, "gradient_checkpointing", False) and _is_reentrant(checkpoint):
+            _refuse(
+                "reentrant gradient checkpointing",
+                "it cannot compute the gradient with respect to the perturbation alone. Use "
+                "`gradient_checkpointing_kwargs={'use_reentrant': False}`.",
+            )
+
+
+def _is_reentrant(checkpoint):
+    # torch.utils.checkpoint defaults to the reentrant implementation when `use_reentrant` is not given.
+    if isinstance(checkpoint, functools.partial):
+        return checkpoint.keywords.get("use_reentrant", True)
+    return checkpoint is torch.utils.checkpoint.checkpoint
+
+
+def _refuse(what, why):
+    raise ValueError(f"AdversarialTrainer does not support {what}: {why}")

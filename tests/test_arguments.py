@@ -1,0 +1,98 @@
+import math
+
+import pytest
+from transformers import HfArgumentParser
+
+from adv_trainer import AdversarialTrainingArguments
+from adv_trainer.adversarial_config import DEFAULTS
+
+
+def make(**kwargs):
+    return AdversarialTrainingArguments(output_dir="unused", report_to="none", **kwargs)
+
+
+def test_cli_flags_parse_into_pgd_with_its_defaults():
+    parser = HfArgumentParser(AdversarialTrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(["--output_dir", "x", "--adv_method", "pgd", "--adv_k", "3"])
+    assert (args.adv_method, args.adv_k, args.adv_norm, args.adv_scope) == ("pgd", 3, "l2", "example")
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_init_mag, args.adv_weight) == (0.1, 0.03, 0.0, 1.0)
+
+
+def test_cli_rejects_an_unknown_method_with_the_choices(capsys):
+    parser = HfArgumentParser(AdversarialTrainingArguments)
+    with pytest.raises(SystemExit):
+        parser.parse_args_into_dataclasses(["--output_dir", "x", "--adv_method", "fgsm"])
+    error = capsys.readouterr().err
+    assert "--adv_method" in error and "'fgsm'" in error and "pgd" in error
+
+
+def test_cli_accepts_inf_as_the_unbounded_radius():
+    parser = HfArgumentParser(AdversarialTrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(
+        ["--output_dir", "x", "--adv_method", "freelb", "--adv_epsilon", "inf"]
+    )
+    assert math.isinf(args.adv_epsilon)
+
+
+@pytest.mark.parametrize("method,scope,norm", [key for key in DEFAULTS], ids=["-".join(key) for key in DEFAULTS])
+def test_every_default_row_is_filled_in_and_valid(method, scope, norm):
+    args = make(adv_method=method, adv_scope=scope, adv_norm=norm)
+    for name, value in DEFAULTS[(method, scope, norm)].items():
+        assert getattr(args, f"adv_{name}") == value
+    assert args.adv_weight == 1.0
+
+
+def test_explicit_values_override_the_defaults():
+    args = make(adv_method="freelb", adv_epsilon=0.5, adv_alpha=0.2, adv_k=2, adv_init_mag=0.0, adv_weight=0.5)
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_k, args.adv_init_mag, args.adv_weight) == (
+        0.5,
+        0.2,
+        2,
+        0.0,
+        0.5,
+    )
+
+
+def test_none_keeps_every_hyperparameter_unset():
+    args = make()
+    assert args.adv_method == "none"
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_k, args.adv_init_mag, args.adv_weight) == (None,) * 5
+
+
+def test_enum_values_are_stored_as_plain_strings():
+    from adv_trainer.adversarial_config import AdversarialMethod
+
+    args = make(adv_method=AdversarialMethod.PGD)
+    assert type(args.adv_method) is str and args.adv_method == "pgd"
+    assert args.to_dict()["adv_method"] == "pgd"
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"adv_method": "fgsm"}, "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb'], got 'fgsm'"),
+        ({"adv_method": "pgd", "adv_norm": "l1"}, "`adv_norm` must be one of ['l2', 'linf'], got 'l1'"),
+        ({"adv_method": "pgd", "adv_scope": "batch"}, "`adv_scope` must be one of ['example', 'vocab'], got 'batch'"),
+        ({"adv_method": "fgm", "adv_epsilon": 0.0}, "`adv_epsilon` must be > 0, got 0.0"),
+        ({"adv_method": "pgd", "adv_epsilon": -1.0}, "`adv_epsilon` must be > 0, got -1.0"),
+        ({"adv_method": "pgd", "adv_epsilon": float("nan")}, "`adv_epsilon` must be > 0, got nan"),
+        ({"adv_method": "fgm", "adv_epsilon": float("inf")}, "`adv_epsilon` is FGM's step size and must be finite"),
+        (
+            {"adv_method": "pgd", "adv_alpha": 0.0},
+            "`adv_alpha` must be > 0 and finite for `adv_method='pgd'`, got 0.0",
+        ),
+        ({"adv_method": "freelb", "adv_k": 0}, "`adv_k` must be >= 1 for `adv_method='freelb'`, got 0"),
+        ({"adv_method": "pgd", "adv_init_mag": -0.1}, "`adv_init_mag` must be >= 0 and finite, got -0.1"),
+        ({"adv_method": "fgm", "adv_weight": -1.0}, "`adv_weight` must be >= 0 and finite, got -1.0"),
+        ({"adv_method": "pgd", "adv_start_step": -1}, "`adv_start_step` must be >= 0, got -1"),
+        ({"adv_method": "fgm", "adv_k": 3}, "`adv_k` is not used by `adv_method='fgm'`, got 3"),
+        ({"adv_method": "fgm", "adv_alpha": 0.1}, "`adv_alpha` is not used by `adv_method='fgm'`, got 0.1"),
+        ({"adv_method": "fgm", "adv_init_mag": 0.1}, "`adv_init_mag` is not used by `adv_method='fgm'`, got 0.1"),
+        ({"adv_epsilon": 0.1}, "`adv_epsilon` is not used by `adv_method='none'`, got 0.1"),
+        ({"adv_weight": 1.0}, "`adv_weight` is not used by `adv_method='none'`, got 1.0"),
+    ],
+)
+def test_invalid_values_name_the_field_the_value_and_the_fix(kwargs, message):
+    with pytest.raises(ValueError) as error:
+        make(**kwargs)
+    assert message in str(error.value)

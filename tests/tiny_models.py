@@ -1,0 +1,161 @@
+"""Tiny models built from configs in code, toy data and argument factories shared by the tests (no downloads)."""
+
+import copy
+
+import torch
+from datasets import Dataset
+from transformers import (
+    AlbertConfig,
+    AlbertForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    GPT2Config,
+    GPT2LMHeadModel,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    Trainer,
+    TrainingArguments,
+)
+
+from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+
+VOCAB = 50
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+SMALL = {"vocab_size": VOCAB, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
+
+
+def tiny_bert(num_labels=2, seed=0):
+    torch.manual_seed(seed)
+    config = BertConfig(hidden_size=16, max_position_embeddings=32, num_labels=num_labels, **SMALL, **NO_DROPOUT)
+    return BertForSequenceClassification(config)
+
+
+def tiny_roberta(seed=0):
+    torch.manual_seed(seed)
+    config = RobertaConfig(hidden_size=16, max_position_embeddings=40, pad_token_id=0, **SMALL, **NO_DROPOUT)
+    return RobertaForSequenceClassification(config)
+
+
+def tiny_distilbert(seed=0):
+    torch.manual_seed(seed)
+    config = DistilBertConfig(
+        vocab_size=VOCAB, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=32, dropout=0.0
+    )
+    config.attention_dropout = config.seq_classif_dropout = 0.0
+    return DistilBertForSequenceClassification(config)
+
+
+def tiny_albert(seed=0):
+    """ALBERT factorises its embedding: the word embedding is 8 wide, the hidden states 16."""
+    torch.manual_seed(seed)
+    config = AlbertConfig(
+        embedding_size=8, hidden_size=16, max_position_embeddings=32, classifier_dropout_prob=0.0, **SMALL
+    )
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    return AlbertForSequenceClassification(config)
+
+
+def tiny_electra(seed=0):
+    torch.manual_seed(seed)
+    config = ElectraConfig(embedding_size=8, hidden_size=16, max_position_embeddings=32, **SMALL, **NO_DROPOUT)
+    return ElectraForSequenceClassification(config)
+
+
+def tiny_gpt2(seed=0):
+    """A causal LM whose output projection is tied to its input embedding."""
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=VOCAB,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        n_positions=32,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def classification_rows(n=16, seed=0, num_labels=2, min_len=3, max_len=10):
+    """Rows of random token ids (ids >= 2; 0 pads) of varying lengths with labels."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        length = int(torch.randint(min_len, max_len + 1, (1,), generator=generator))
+        rows.append(
+            {"input_ids": torch.randint(2, VOCAB, (length,), generator=generator).tolist(), "labels": i % num_labels}
+        )
+    return rows
+
+
+def lm_rows(n=16, seed=0):
+    """Causal-LM rows whose labels ignore (-100) a varying prompt, so micro-batches hold different token counts."""
+    rows = classification_rows(n, seed, min_len=4, max_len=12)
+    for i, row in enumerate(rows):
+        prompt = i % 3
+        row["labels"] = [-100] * prompt + row["input_ids"][prompt:]
+    return rows
+
+
+def collate(rows):
+    """Right-pads `input_ids` with 0 (mask 0) and sequence labels with -100; stacks scalar labels."""
+    length = max(len(r["input_ids"]) for r in rows)
+    ids = torch.zeros(len(rows), length, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row["input_ids"])] = torch.tensor(row["input_ids"])
+        mask[i, : len(row["input_ids"])] = 1
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if isinstance(rows[0]["labels"], list):
+        labels = torch.full((len(rows), length), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            labels[i, : len(row["labels"])] = torch.tensor(row["labels"])
+        batch["labels"] = labels
+    else:
+        batch["labels"] = torch.tensor([r["labels"] for r in rows])
+    return batch
+
+
+def dataset(rows):
+    return Dataset.from_list(rows)
+
+
+def arguments(tmp_path, args_class=AdversarialTrainingArguments, **overrides):
+    """Deterministic CPU arguments: SGD without clipping, so that a wrong gradient scale shows in the weights."""
+    settings = {
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 4,
+        "max_steps": 2,
+        "learning_rate": 0.5,
+        "optim": "sgd",
+        "max_grad_norm": 0.0,
+        "lr_scheduler_type": "constant",
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "use_cpu": True,
+        "disable_tqdm": True,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+    }
+    settings.update(overrides)
+    return args_class(**settings)
+
+
+def train(model, tmp_path, rows, trainer_class=AdversarialTrainer, **overrides):
+    """Trains a copy of `model` and returns the trainer."""
+    args_class = TrainingArguments if trainer_class is Trainer else AdversarialTrainingArguments
+    args = arguments(tmp_path, args_class, **overrides)
+    trainer = trainer_class(model=copy.deepcopy(model), args=args, train_dataset=dataset(rows), data_collator=collate)
+    trainer.train()
+    return trainer
+
+
+def max_weight_difference(model_a, model_b):
+    state_b = model_b.state_dict()
+    return max((value - state_b[name]).abs().max().item() for name, value in model_a.state_dict().items())
