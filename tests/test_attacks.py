@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from adv_trainer import AdversarialTrainer
-from adv_trainer.embedding_hook import EmbeddingOutputHook
 from tests.tiny_models import arguments, classification_rows, collate, tiny_bert
 
 EPS = 0.3
@@ -39,10 +38,13 @@ def input_grad(model, inputs, delta):
     return g
 
 
+def zeros(model, inputs):
+    return torch.zeros(*inputs["input_ids"].shape, model.get_input_embeddings().embedding_dim)  # (B, T, E)
+
+
 def hand_gradients(model, inputs, adversarial_points, weights):
-    """grad_theta [L(e) + sum_i weights[i] * L(e + delta_i)] for the model's parameters."""
-    zero = torch.zeros(*inputs["input_ids"].shape, model.config.hidden_size)
-    total = loss_at(model, inputs, zero)
+    """grad_theta [L(e) + sum_i weights[i] * L(e + delta_i)] for the model's trainable parameters."""
+    total = loss_at(model, inputs, 0.0)
     for delta, weight in zip(adversarial_points, weights, strict=False):
         total = total + weight * loss_at(model, inputs, delta)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -62,18 +64,18 @@ def assert_same(grads_a, grads_b, atol=1e-6):
 
 
 def test_fgm_gradient_equals_the_update_rule_computed_by_hand(tmp_path):
-    model, inputs = tiny_bert(), batch()
-    mask = inputs["attention_mask"]
-    g = input_grad(model, inputs, torch.zeros(4, inputs["input_ids"].shape[1], 16))
-    delta = EPS * unit(g, mask)
+    assert_fgm_matches_the_hand_computation(tmp_path, tiny_bert(), batch())
+
+
+def assert_fgm_matches_the_hand_computation(tmp_path, model, inputs):
+    delta = EPS * unit(input_grad(model, inputs, zeros(model, inputs)), inputs["attention_mask"])
     expected = hand_gradients(model, inputs, [delta], [1.0])
     assert_same(trainer_gradients(tmp_path, model, inputs, adv_method="fgm", adv_epsilon=EPS), expected)
 
 
 def test_fgm_adversarial_weight_scales_only_the_adversarial_term(tmp_path):
     model, inputs = tiny_bert(), batch()
-    g = input_grad(model, inputs, torch.zeros(4, inputs["input_ids"].shape[1], 16))
-    delta = EPS * unit(g, inputs["attention_mask"])
+    delta = EPS * unit(input_grad(model, inputs, zeros(model, inputs)), inputs["attention_mask"])
     expected = hand_gradients(model, inputs, [delta], [0.25])
     got = trainer_gradients(tmp_path, model, inputs, adv_method="fgm", adv_epsilon=EPS, adv_weight=0.25)
     assert_same(got, expected)
@@ -82,7 +84,7 @@ def test_fgm_adversarial_weight_scales_only_the_adversarial_term(tmp_path):
 def test_pgd_gradient_equals_the_update_rule_computed_by_hand(tmp_path):
     model, inputs = tiny_bert(), batch()
     mask, alpha = inputs["attention_mask"], 0.2
-    delta = torch.zeros(4, inputs["input_ids"].shape[1], 16)
+    delta = zeros(model, inputs)
     for _ in range(3):
         delta = project(delta + alpha * unit(input_grad(model, inputs, delta), mask), EPS)
     expected = hand_gradients(model, inputs, [delta], [1.0])
@@ -93,7 +95,7 @@ def test_pgd_gradient_equals_the_update_rule_computed_by_hand(tmp_path):
 def test_freelb_gradient_averages_the_parameter_gradients_along_the_path(tmp_path):
     model, inputs = tiny_bert(), batch()
     mask, alpha, k = inputs["attention_mask"], 0.2, 3
-    delta, path = torch.zeros(4, inputs["input_ids"].shape[1], 16), []
+    delta, path = zeros(model, inputs), []
     for _ in range(k):
         delta = project(delta + alpha * unit(input_grad(model, inputs, delta), mask), EPS)
         path.append(delta)
@@ -133,21 +135,6 @@ def test_random_start_changes_pgd_and_is_reproducible_from_the_seed(tmp_path):
     without = trainer_gradients(tmp_path, model, inputs, adv_init_mag=0.0, **settings)
     assert_same(first, again, atol=0)
     assert max((a - b).abs().max().item() for a, b in zip(first, without, strict=False)) > 1e-6
-
-
-@pytest.fixture
-def added(monkeypatch):
-    """What the trainer's hook adds to the embedding output, one entry per forward pass."""
-    recorded = []
-    original = EmbeddingOutputHook._add_delta
-
-    def recording(self, module, args, output):
-        result = original(self, module, args, output)
-        recorded.append((result - output).detach())
-        return result
-
-    monkeypatch.setattr(EmbeddingOutputHook, "_add_delta", recording)
-    return recorded
 
 
 @pytest.mark.parametrize(
