@@ -1,0 +1,63 @@
+"""Run by `tests/test_ddp.py` under `torchrun --nproc_per_node 2`: trains each scenario of a JSON file with DDP
+(gloo, CPU) and saves, on rank 0, the final weights and the gradient reductions a DDP communication hook counted."""
+
+import json
+import pathlib
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+from torch.nn.parallel import DistributedDataParallel
+
+from adv_trainer import AdversarialTrainer
+from tests import tiny_models
+
+
+class ReductionCountingTrainer(AdversarialTrainer):
+    """Counts the all-reduces of the first gradient bucket: one per reduction of the whole gradient."""
+
+    reductions = 0
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if isinstance(model, DistributedDataParallel) and not getattr(model, "_reductions_counted", False):
+            model.register_comm_hook(None, self._count_and_reduce)
+            model._reductions_counted = True
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    @classmethod
+    def _count_and_reduce(cls, state, bucket):
+        if bucket.index() == 0:
+            cls.reductions += 1
+        return allreduce_hook(state, bucket)
+
+
+def main():
+    scenarios = json.loads(pathlib.Path(sys.argv[1]).read_text())
+    out_dir = pathlib.Path(sys.argv[2])
+    results = {}
+    for name, scenario in scenarios.items():
+        model = getattr(tiny_models, scenario["model"])()
+        rows = getattr(tiny_models, scenario["rows"])(16)
+        args = tiny_models.arguments(out_dir / name, ddp_backend="gloo", **scenario["args"])
+        ReductionCountingTrainer.reductions = 0
+        trainer = ReductionCountingTrainer(
+            model=model, args=args, train_dataset=tiny_models.dataset(rows), data_collator=tiny_models.collate
+        )
+        trainer.train()
+        results[name] = {
+            "state_dict": {key: value.detach().clone() for key, value in trainer.model.state_dict().items()},
+            "reductions": ReductionCountingTrainer.reductions,
+            "global_step": trainer.state.global_step,
+            "world_size": dist.get_world_size(),
+            "logs": trainer.state.log_history[:2],
+        }
+    if dist.get_rank() == 0:
+        torch.save(results, out_dir / "results.pt")
+    # Without an orderly shutdown, gloo's threads can abort one process at exit.
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""2 processes x batch 4 give the update of 1 process x batch 8, with one gradient reduction per optimizer step."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests import tiny_models
+
+ROOT = Path(__file__).resolve().parent.parent
+FGM = {"adv_method": "fgm", "adv_epsilon": 0.3}
+PGD = {"adv_method": "pgd", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 3}
+FREELB = {"adv_method": "freelb", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.0}
+# name: (model, rows, adversarial arguments, per-process batch, gradient accumulation steps); 2 steps of 8 rows each.
+SCENARIOS = {
+    "none": ("tiny_bert", "classification_rows", {}, 4, 1),
+    "fgm": ("tiny_bert", "classification_rows", FGM, 4, 1),
+    "fgm-ga2": ("tiny_bert", "classification_rows", FGM, 2, 2),
+    "pgd": ("tiny_bert", "classification_rows", PGD, 4, 1),
+    "pgd-ga2": ("tiny_bert", "classification_rows", PGD, 2, 2),
+    "freelb-ga2": ("tiny_bert", "classification_rows", FREELB, 2, 2),
+    "fgm-causal-lm-ga2": ("tiny_gpt2", "lm_rows", FGM, 2, 2),
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp")
+    scenarios = {
+        name: {
+            "model": model,
+            "rows": rows,
+            "args": {**adv, "per_device_train_batch_size": batch, "gradient_accumulation_steps": ga},
+        }
+        for name, (model, rows, adv, batch, ga) in SCENARIOS.items()
+    }
+    (out / "scenarios.json").write_text(json.dumps(scenarios))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), str(ROOT / "tests" / "ddp_worker.py"), str(out / "scenarios.json"), str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    return torch.load(out / "results.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_two_processes_give_the_single_process_update_with_one_reduction_per_step(tmp_path, ddp_results, name):
+    model_name, rows_name, adv, _, _ = SCENARIOS[name]
+    model = getattr(tiny_models, model_name)()
+    single = tiny_models.train(
+        model, tmp_path, getattr(tiny_models, rows_name)(16), per_device_train_batch_size=8, **adv
+    )
+    distributed = ddp_results[name]
+    assert distributed["world_size"] == 2 and distributed["global_step"] == 2
+    assert distributed["reductions"] == 2  # one per optimizer step, however many passes and micro-batches
+    assert tiny_models.max_weight_difference(model, single.model) > 1e-3
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(distributed["state_dict"][key], value, atol=2e-6, rtol=1e-5, msg=key)
+    for a, b in zip(single.state.log_history[:2], distributed["logs"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        if adv:
+            assert b["adv_loss"] == pytest.approx(a["adv_loss"], rel=1e-5)
+            assert b["adv_delta_norm"] == pytest.approx(a["adv_delta_norm"], rel=1e-5)
