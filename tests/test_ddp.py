@@ -48,7 +48,8 @@ def ddp_results(tmp_path_factory):
     (out / "scenarios.json").write_text(json.dumps(scenarios))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), str(ROOT / "tests" / "ddp_worker.py"), str(out / "scenarios.json"), str(out),
+        "--master_port", str(free_port()), str(ROOT / "tests" / "ddp_worker.py"), str(out / "scenarios.json"),
+        str(out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)

