@@ -164,7 +164,7 @@ def main(args=None):
         model.config.label2id = {name: i for i, name in enumerate(label_list)}
         model.config.id2label = dict(enumerate(label_list))
 
-    # Preprocessing: tokenize; custom files map their label values to ids.
+    # Preprocessing: custom files' label values become ids; every split is tokenized.
     max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
     if data_args.max_seq_length > tokenizer.model_max_length:
         logger.warning(f"max_seq_length {data_args.max_seq_length} exceeds the model's {max_seq_length}; using that.")
@@ -173,15 +173,15 @@ def main(args=None):
 
     def preprocess(examples):
         texts = [examples[column] for column in text_columns]
-        result = tokenizer(*texts, padding=padding, max_length=max_seq_length, truncation=True)
-        if label_to_id is not None and "label" in examples:
-            result["label"] = [label_to_id.get(value, -1) for value in examples["label"]]
-        return result
+        return tokenizer(*texts, padding=padding, max_length=max_seq_length, truncation=True)
 
     def prepare(split, max_samples):
         dataset = raw_datasets[split]
         if max_samples is not None:
             dataset = dataset.select(range(min(max_samples, len(dataset))))
+        if label_to_id is not None and "label" in dataset.column_names:
+            ids = [label_to_id[value] for value in dataset["label"]]
+            dataset = dataset.remove_columns("label").add_column("label", ids)
         with training_args.main_process_first(desc=f"tokenizing {split}"):
             return dataset.map(preprocess, batched=True, desc=f"Tokenizing {split}")
 
