@@ -196,6 +196,13 @@ def test_a_config_file_with_flags_overriding_it(tmp_path, tiny_model):
     assert training_args.learning_rate == 3.0e-5 and training_args.do_eval and not training_args.do_train
 
 
+def test_a_json_config_file(tmp_path, tiny_model):
+    config = tmp_path / "rte.json"
+    config.write_text(json.dumps({"task_name": "rte", "adv_method": "fgm", "model_name_or_path": str(tiny_model)}))
+    _, data_args, training_args = run_glue.parse_arguments([str(config), "--output_dir", str(tmp_path)])
+    assert (data_args.task_name, training_args.adv_method, training_args.adv_epsilon) == ("rte", "fgm", 0.1)
+
+
 @pytest.mark.parametrize(
     "args,error,message",
     [

@@ -67,6 +67,15 @@ def test_logged_loss_is_the_clean_loss(tmp_path):
     assert log["adv_delta_norm"] == pytest.approx(0.5) and log["adv_skipped"] == 0
 
 
+def test_adversarial_statistics_reach_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny_bert(), tmp_path, classification_rows(8), adv_method="fgm", report_to="tensorboard")
+    (run,) = [path.parent for path in tmp_path.rglob("events.out.tfevents.*")]
+    tags = EventAccumulator(str(run)).Reload().Tags()["scalars"]
+    assert {"train/loss", "train/adv_loss", "train/adv_delta_norm", "train/adv_skipped"} <= set(tags)
+
+
 class InfAtFirstExample(torch.autograd.Function):
     """Identity whose backward makes the first example's gradient infinite, as an fp16 overflow would."""
 
