@@ -18,9 +18,11 @@ def loss_divides_by_num_items(compute_loss, model, inputs, num_items_in_batch):
 
     The two losses are computed without gradients, in eval mode (no dropout) and with the RNG state restored
     afterwards, so the probe changes nothing about training. A batch without labelled items cannot tell: a
-    normalised loss is then 0 for both values.
+    normalised loss is then 0 for both values (0/0 when the whole optimizer step has none).
     """
     n = num_items_in_batch
+    if int(n) == 0:  # no labelled item in the whole step: both kinds of loss are 0/0
+        return None
     was_training = model.training
     devices = [n.device] if torch.is_tensor(n) and n.device.type == "cuda" else []
     model.eval()

@@ -65,6 +65,39 @@ def test_setting_loss_is_scaled_for_ga_replaces_the_probe(tmp_path, monkeypatch)
     assert trainer._loss_divides_by_num_items is False
 
 
+def test_a_micro_batch_without_labelled_tokens_postpones_the_decision(tmp_path):
+    from adv_trainer import AdversarialTrainer
+    from tests.tiny_models import arguments, collate
+
+    model = tiny_gpt2()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, gradient_accumulation_steps=2))
+    unlabelled = collate(lm_rows(4))
+    unlabelled["labels"][:] = -100
+    assert trainer._loss_scale(model, unlabelled, torch.tensor(7)) == 1.0
+    assert trainer._loss_divides_by_num_items is None
+    assert trainer._loss_scale(model, collate(lm_rows(4)), torch.tensor(7)) == 1.0
+    assert trainer._loss_divides_by_num_items is True
+
+
+def test_compute_loss_func_must_normalise_by_num_items_in_batch(tmp_path):
+    def normalised(outputs, labels, num_items_in_batch=None):
+        losses = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="sum")
+        return losses / num_items_in_batch
+
+    def mean(outputs, labels, num_items_in_batch=None):
+        return torch.nn.functional.cross_entropy(outputs.logits, labels)
+
+    rows = classification_rows(16)
+    large = train(tiny_bert(), tmp_path / "large", rows, per_device_train_batch_size=8, compute_loss_func=normalised)
+    accumulated = train(
+        tiny_bert(), tmp_path / "ga", rows, gradient_accumulation_steps=2, compute_loss_func=normalised
+    )
+    assert accumulated._loss_divides_by_num_items is True
+    assert max_weight_difference(large.model, accumulated.model) < 2e-6
+    with pytest.raises(ValueError, match="`compute_loss_func` ignores `num_items_in_batch`"):
+        train(tiny_bert(), tmp_path / "mean", rows, gradient_accumulation_steps=2, compute_loss_func=mean)
+
+
 def test_the_probe_leaves_mode_and_random_state_untouched():
     model = tiny_bert()
     model.train()

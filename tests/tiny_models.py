@@ -147,11 +147,20 @@ def arguments(tmp_path, args_class=AdversarialTrainingArguments, **overrides):
     return args_class(**settings)
 
 
-def train(model, tmp_path, rows, trainer_class=AdversarialTrainer, resume_from_checkpoint=None, **overrides):
+def train(
+    model, tmp_path, rows, trainer_class=AdversarialTrainer, resume_from_checkpoint=None, compute_loss_func=None,
+    **overrides,
+):  # fmt: skip
     """Trains a copy of `model` and returns the trainer."""
     args_class = TrainingArguments if trainer_class is Trainer else AdversarialTrainingArguments
     args = arguments(tmp_path, args_class, **overrides)
-    trainer = trainer_class(model=copy.deepcopy(model), args=args, train_dataset=dataset(rows), data_collator=collate)
+    trainer = trainer_class(
+        model=copy.deepcopy(model),
+        args=args,
+        train_dataset=dataset(rows),
+        data_collator=collate,
+        compute_loss_func=compute_loss_func,
+    )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
 
