@@ -9,6 +9,7 @@ from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
+from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
 from .unsupported import check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
@@ -77,6 +78,33 @@ class AdversarialTrainer(Trainer):
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
         self._adversarial_metrics.update(adversarial_loss, passes.space.norms(delta), passes.space.skipped)
         return clean_loss
+
+    def evaluate_robustness(
+        self, eval_dataset=None, epsilons=(0.25, 0.5, 1.0), steps=10, norm="l2", alpha=None, metric_key_prefix="eval"
+    ):
+        """The task metric under a white-box PGD attack on the word-embedding output, per radius.
+
+        For every radius in `epsilons` (per example, in `norm`), a `steps`-step PGD maximises each example's loss
+        (step `alpha`, default 2.5 eps / steps) and the metric is computed on the perturbed predictions: e.g.
+        `eval_robust_accuracy_eps0.5`. At eps = 0 it equals the clean metric exactly. Nothing about the model
+        changes: mode, weights, gradients, `requires_grad` and hooks are restored or never touched.
+        """
+        check_robustness_arguments(epsilons, steps)
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if dataset is None or (hasattr(dataset, "__len__") and len(dataset) == 0):
+            raise ValueError("`evaluate_robustness` needs a non-empty `eval_dataset`.")
+        is_regression = getattr(self.model.config, "problem_type", None) == "regression" or (
+            getattr(self.model.config, "num_labels", 2) == 1
+        )
+        metrics = {}
+        for eps in epsilons:
+            batches = (self._prepare_inputs(batch) for batch in self.get_eval_dataloader(dataset))
+            gather = self.accelerator.gather_for_metrics
+            logits, labels = robust_predictions(self.model, batches, eps, steps, norm, gather, alpha)
+            for key, value in metrics_of(logits, labels, self.compute_metrics, is_regression).items():
+                metrics[f"{metric_key_prefix}_robust_{key}_eps{eps:g}"] = value
+        self.log(metrics)
+        return metrics
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the adversarial statistics of the same steps

@@ -35,16 +35,9 @@ from transformers import (
 )
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
-from adv_trainer.glue import (
-    METRIC_SCRIPT,
-    TASKS,
-    find_glue_dir,
-    get_task,
-    load_custom_files,
-    load_glue,
-    text_columns_of,
-    write_predictions,
-)
+from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
+from adv_trainer.robustness.arguments import RobustnessArguments
+from adv_trainer.robustness.word_substitution import WordSubstitutionAttack, attack_dataset, summarise, write_examples
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +101,9 @@ class DataTrainingArguments:
 
 def main(args=None):
     # Arguments: a .yaml/.json config first, then flags that override it.
-    model_args, data_args, training_args = parse_arguments(sys.argv[1:] if args is None else list(args))
+    model_args, data_args, training_args, robustness_args = parse_arguments(
+        sys.argv[1:] if args is None else list(args)
+    )
 
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
@@ -125,24 +120,11 @@ def main(args=None):
 
     # Data: one DatasetDict with `idx`, text columns and `label` (-1 where unlabelled), whatever the source.
     task = get_task(data_args.task_name) if data_args.task_name else None
-    train_split, eval_splits, predict_splits = choose_splits(task, data_args, training_args)
+    train_split, eval_splits, predict_splits = choose_splits(task, data_args, training_args, robustness_args)
     needed = [s for s in [train_split, *eval_splits, *predict_splits] if s is not None]
-    if task is not None:
-        glue_dir = find_glue_dir(task, needed, data_args.glue_dir, REPOSITORY_GLUE_DIR)
-        logger.info(f"Reading GLUE task {task.name} from {glue_dir or 'the hub'}")
-        raw_datasets = load_glue(task, needed, glue_dir, model_args.cache_dir)
-        text_columns = task.text_columns
-        is_regression = task.is_regression
-        label_list = None if is_regression else list(task.label_names)
-    else:
-        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
-        files = {split: path for split, path in files.items() if path and split in needed}
-        raw_datasets = load_custom_files(files, model_args.cache_dir)
-        reference_split = next(iter(files))
-        text_columns = text_columns_of(raw_datasets[reference_split], files[reference_split])
-        labelled = [split for split in files if "label" in raw_datasets[split].column_names]
-        is_regression = bool(labelled) and raw_datasets[labelled[0]].features["label"].dtype in ("float32", "float64")
-        label_list = None if is_regression else custom_label_list(raw_datasets, labelled, files)
+    data = load_task_data(task, needed, data_args, REPOSITORY_GLUE_DIR, model_args.cache_dir)
+    raw_datasets, text_columns, label_list = data.datasets, data.text_columns, data.label_list
+    is_regression = label_list is None
     num_labels = 1 if is_regression else len(label_list)
 
     # Model and tokenizer.
@@ -221,10 +203,31 @@ def main(args=None):
         trainer.save_metrics("train", metrics)
         trainer.save_state()
 
-    if training_args.do_eval:
+    evaluates = training_args.do_eval, robustness_args.do_robust_eval, robustness_args.do_attack_eval
+    if any(evaluates):
         combined = {}
         for split, eval_dataset in eval_datasets.items():
-            metrics = {**trainer.evaluate(eval_dataset=eval_dataset), "eval_samples": len(eval_dataset)}
+            metrics = {}
+            if training_args.do_eval:
+                metrics.update(trainer.evaluate(eval_dataset=eval_dataset), eval_samples=len(eval_dataset))
+            if robustness_args.do_robust_eval:
+                epsilons, steps = robustness_args.robust_epsilons, robustness_args.robust_steps
+                metrics.update(trainer.evaluate_robustness(eval_dataset, epsilons, steps, robustness_args.robust_norm))
+            if robustness_args.do_attack_eval:
+                if is_regression:
+                    raise ValueError(
+                        "`--do_attack_eval` needs a classification task; STS-B and regressions have none."
+                    )
+                attack = WordSubstitutionAttack(
+                    trainer.model, tokenizer, robustness_args.attack_max_words_fraction,
+                    robustness_args.attack_max_queries, robustness_args.attack_neighbours, max_seq_length,
+                )  # fmt: skip
+                results = attack_dataset(attack, eval_dataset, text_columns, robustness_args.attack_max_examples)
+                metrics.update({f"eval_{key}": value for key, value in summarise(results).items()})
+                if trainer.is_world_process_zero():
+                    write_examples(
+                        Path(training_args.output_dir) / f"attack_examples_{split}.txt", results, label_list
+                    )
             if split == "validation_mismatched":
                 metrics = {f"{key}_mm": value for key, value in metrics.items()}
             combined.update(metrics)
@@ -248,7 +251,9 @@ def main(args=None):
 
 
 def parse_arguments(args):
-    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, AdversarialTrainingArguments))
+    parser = HfArgumentParser(
+        (ModelArguments, DataTrainingArguments, AdversarialTrainingArguments, RobustnessArguments)
+    )
     if args and args[0].endswith((".yaml", ".yml", ".json")):
         config = read_config(args[0])
         known = {action.dest for action in parser._actions}
@@ -257,10 +262,10 @@ def parse_arguments(args):
             raise ValueError(f"{args[0]} has unknown keys {unknown}; see `python scripts/run_glue.py --help`.")
         parser.set_defaults(**config)
         args = args[1:]
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=args)
+    model_args, data_args, training_args, robustness_args = parser.parse_args_into_dataclasses(args=args)
     if model_args.model_name_or_path is None:
         raise ValueError(f"`model_name_or_path` is required, e.g. `bert-base-uncased` or `{OFFLINE_MINILM}`.")
-    return model_args, data_args, training_args
+    return model_args, data_args, training_args, robustness_args
 
 
 def read_config(path):
@@ -271,34 +276,24 @@ def read_config(path):
     return config
 
 
-def choose_splits(task, data_args, training_args):
+def choose_splits(task, data_args, training_args, robustness_args):
     """The train, evaluation and prediction splits the `do_*` flags ask for."""
-    if task is not None and task.name == "ax" and (training_args.do_train or training_args.do_eval):
+    evaluate = training_args.do_eval or robustness_args.do_robust_eval or robustness_args.do_attack_eval
+    if task is not None and task.name == "ax" and (training_args.do_train or evaluate):
         raise ValueError("Task 'ax' (the diagnostic set) has no labels: train on 'mnli', then predict with `ax`.")
-    if task is None:
+    if task is not None:
         train = "train" if training_args.do_train else None
-        evals = ["validation"] if training_args.do_eval else []
-        predict = ["test"] if training_args.do_predict else []
-        for split, wanted in (("train", train), ("validation", evals), ("test", predict)):
-            if wanted and getattr(data_args, f"{split}_file") is None:
-                raise ValueError(f"`--do_{DO_FLAG[split]}` needs `--{split}_file`.")
-        return train, evals, predict
+        return (
+            train,
+            list(task.eval_splits) if evaluate else [],
+            list(task.submissions) if training_args.do_predict else [],
+        )
+    wanted = {"train": training_args.do_train, "validation": evaluate, "test": training_args.do_predict}
+    for split, asked in wanted.items():
+        if asked and getattr(data_args, f"{split}_file") is None:
+            raise ValueError(f"`--do_{DO_FLAG[split]}` needs `--{split}_file`.")
     train = "train" if training_args.do_train else None
-    evals = list(task.eval_splits) if training_args.do_eval else []
-    predict = list(task.submissions) if training_args.do_predict else []
-    return train, evals, predict
-
-
-def custom_label_list(raw_datasets, labelled, files):
-    """The classes of a custom classification task: the training labels, sorted; others must be among them."""
-    label_list = sorted(set(raw_datasets[labelled[0]]["label"]))
-    for split in labelled[1:]:
-        unknown = sorted(set(raw_datasets[split]["label"]) - set(label_list))
-        if unknown:
-            raise ValueError(
-                f"{files[split]} has labels {unknown[:5]} that {files[labelled[0]]} does not have {label_list[:10]}."
-            )
-    return label_list
+    return train, ["validation"] if evaluate else [], ["test"] if training_args.do_predict else []
 
 
 def resolve_model_path(name):

@@ -28,7 +28,7 @@ def test_config_parses_into_valid_arguments(path, tmp_path):
     for key in NUMERIC:
         if key in raw:
             assert isinstance(raw[key], (int, float)) and not isinstance(raw[key], bool), f"{key} is {raw[key]!r}"
-    model_args, data_args, training_args = run_glue.parse_arguments([str(path), "--output_dir", str(tmp_path)])
+    model_args, data_args, training_args, _ = run_glue.parse_arguments([str(path), "--output_dir", str(tmp_path)])
     task, method = path.stem.split("_")[0], raw["adv_method"]
     assert data_args.task_name == task and training_args.adv_method == method
     assert method in path.stem

@@ -189,7 +189,7 @@ def test_a_config_file_with_flags_overriding_it(tmp_path, tiny_model):
     config.write_text(
         f"task_name: rte\nglue_dir: {glue}\ndo_eval: true\nadv_method: pgd\nadv_k: 2\nlearning_rate: 3.0e-5\n"
     )
-    model_args, data_args, training_args = run_glue.parse_arguments(
+    model_args, data_args, training_args, _ = run_glue.parse_arguments(
         [str(config), "--model_name_or_path", str(tiny_model), "--adv_k", "4", "--output_dir", str(tmp_path)]
     )
     assert (data_args.task_name, training_args.adv_method, training_args.adv_k) == ("rte", "pgd", 4)
@@ -199,7 +199,7 @@ def test_a_config_file_with_flags_overriding_it(tmp_path, tiny_model):
 def test_a_json_config_file(tmp_path, tiny_model):
     config = tmp_path / "rte.json"
     config.write_text(json.dumps({"task_name": "rte", "adv_method": "fgm", "model_name_or_path": str(tiny_model)}))
-    _, data_args, training_args = run_glue.parse_arguments([str(config), "--output_dir", str(tmp_path)])
+    _, data_args, training_args, _ = run_glue.parse_arguments([str(config), "--output_dir", str(tmp_path)])
     assert (data_args.task_name, training_args.adv_method, training_args.adv_epsilon) == ("rte", "fgm", 0.1)
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .data import find_glue_dir, load_custom_files, load_glue, text_columns_of
+from .data import TaskData, find_glue_dir, load_custom_files, load_glue, load_task_data, text_columns_of
 from .submission import write_predictions
 from .tasks import TASKS, GlueTask, get_task
 
@@ -12,10 +12,12 @@ __all__ = [
     "METRIC_SCRIPT",
     "TASKS",
     "GlueTask",
+    "TaskData",
     "find_glue_dir",
     "get_task",
     "load_custom_files",
     "load_glue",
+    "load_task_data",
     "text_columns_of",
     "write_predictions",
 ]

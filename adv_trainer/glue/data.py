@@ -1,13 +1,17 @@
 """Where `run_glue.py` gets its data: a GLUE folder, the hub, or the user's own csv/tsv/json files."""
 
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset
 
 from .glue_tsv import read_glue_dir
 
-__all__ = ["find_glue_dir", "load_glue", "load_custom_files", "text_columns_of"]
+__all__ = ["TaskData", "find_glue_dir", "load_custom_files", "load_glue", "load_task_data", "text_columns_of"]
+
+logger = logging.getLogger(__name__)
 
 HUB_DATASET = "nyu-mll/glue"
 FILE_FORMATS = {".csv": ("csv", {}), ".tsv": ("csv", {"delimiter": "\t", "quoting": 3}), ".json": ("json", {})}
@@ -71,3 +75,48 @@ def text_columns_of(dataset, path):
         f"{path} needs its text in a `sentence1` and `sentence2` pair, a `sentence` or a `text` column; "
         f"found columns {dataset.column_names}."
     )
+
+
+@dataclass
+class TaskData:
+    """The splits of a task in one schema: `idx`, the text column(s), `label` (-1 where unlabelled).
+
+    `label_list` holds the class values in id order, or is None for a regression."""
+
+    datasets: DatasetDict
+    text_columns: tuple[str, ...]
+    label_list: list | None
+
+
+def load_task_data(task, splits, data_args, fallback_glue_dir=None, cache_dir=None):
+    """The `splits` of a `GlueTask`, or of the custom files in `data_args` when `task` is None.
+
+    `data_args` has `glue_dir`, `train_file`, `validation_file` and `test_file`; see `find_glue_dir` for where a
+    GLUE task is read from."""
+    if task is not None:
+        glue_dir = find_glue_dir(task, splits, data_args.glue_dir, fallback_glue_dir)
+        logger.info(f"Reading GLUE task {task.name} from {glue_dir or 'the hub'}")
+        labels = None if task.is_regression else list(task.label_names)
+        return TaskData(load_glue(task, splits, glue_dir, cache_dir), task.text_columns, labels)
+    files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+    files = {split: path for split, path in files.items() if path and split in splits}
+    datasets = load_custom_files(files, cache_dir)
+    first = next(iter(files))
+    labelled = [split for split in files if "label" in datasets[split].column_names]
+    if not labelled:
+        raise ValueError("Custom data needs a `label` column in its train or validation file: it defines the classes.")
+    regression = bool(labelled) and datasets[labelled[0]].features["label"].dtype in ("float32", "float64")
+    labels = None if regression else _custom_label_list(datasets, labelled, files)
+    return TaskData(datasets, text_columns_of(datasets[first], files[first]), labels)
+
+
+def _custom_label_list(datasets, labelled, files):
+    """The classes of custom files: the first labelled split's values, sorted; the others must be among them."""
+    label_list = sorted(set(datasets[labelled[0]]["label"]))
+    for split in labelled[1:]:
+        unknown = sorted(set(datasets[split]["label"]) - set(label_list))
+        if unknown:
+            raise ValueError(
+                f"{files[split]} has labels {unknown[:5]} that {files[labelled[0]]} does not have {label_list[:10]}."
+            )
+    return label_list
