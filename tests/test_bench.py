@@ -1,0 +1,60 @@
+"""The benchmark scripts' own logic: the floors, the weight-editing baseline, the report (no timings asserted)."""
+
+import json
+
+import pytest
+import torch
+
+from scripts import bench_report, bench_speed
+from tests.tiny_models import classification_rows, collate, tiny_bert
+
+FLOOR = {"floor-F": 1.0, "floor-I": 0.4, "floor-O": 0.1}
+
+
+@pytest.mark.parametrize(
+    "variant,floor",
+    [("none", 1.1), ("fgm", 2.1), ("recipe-fgm", 2.1), ("pgd-k1", 2.1), ("pgd-k3", 2.9), ("recipe-pgd-k3", 2.9),
+     ("pgd-k5", 3.7), ("freelb-k3", 4.1)],
+)  # fmt: skip
+def test_pass_count_floors(variant, floor):
+    assert bench_speed.floor_of(variant, FLOOR) == pytest.approx(floor)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_the_weight_editing_baseline_restores_the_weight_and_adds_an_adversarial_gradient(steps):
+    model, batch = tiny_bert(), collate(classification_rows(4))
+    weight = model.get_input_embeddings().weight
+    before = weight.detach().clone()
+    model(**batch).loss.backward()
+    clean = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    bench_speed.recipe_step(model, batch, steps)
+    assert torch.equal(weight, before)
+    total = [p.grad for p in model.parameters()]
+    assert all(torch.isfinite(g).all() for g in total)
+    assert max((t - c).abs().max().item() for t, c in zip(total, clean, strict=True)) > 1e-6
+
+
+def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench_report, "DOCS", tmp_path)
+    (tmp_path / "results").mkdir()
+    records = []
+    for method, base in (("none", 0.80), ("pgd", 0.83)):
+        for seed in (1, 2):
+            results = {"eval_accuracy": base + seed / 100, "train_runtime": 120.0, "eval_robust_accuracy_eps0.5": 0.3}
+            records.append({"task": "sst2", "method": method, "seed": seed, "results": results})
+    (tmp_path / "results" / "quality.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    variant = {"median_s": 1.0, "min_s": 0.9, "max_s": 1.2, "ratio_to_none": 1.0, "ratio_to_floor": 1.02}
+    speed = {
+        "machine": {"device": "cpu", "processor": "x86_64", "cpu_threads": 2, "torch": "2", "transformers": "5"},
+        "rounds": 3,
+        "shapes": {"dynamic": {"mean_tokens_per_row": 13.2, "variants": {"none": variant}, "floors": FLOOR}},
+    }
+    (tmp_path / "results" / "speed.json").write_text(json.dumps(speed))
+    bench_report.main()
+    report = (tmp_path / "RESULTS.md").read_text()
+    assert "| none | 2 | 81.5 ± 0.7 | 30.0 ± 0.0 | 2.0 |" in report
+    assert "| pgd | 2 | 84.5 ± 0.7 |" in report
+    assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 |" in report
+    assert (tmp_path / "plots" / "quality_sst2.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "speed.png").stat().st_size > 1000
