@@ -20,7 +20,6 @@ import argparse
 import csv
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -195,7 +194,9 @@ def measure_memory(variant, length, device, batch_size, model_path):
         bench.step(variant, batch)
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    # VmHWM, not getrusage's ru_maxrss: on Linux the latter keeps the parent's peak across fork and exec.
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024  # kB
 
 
 def main():
