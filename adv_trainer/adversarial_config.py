@@ -2,6 +2,7 @@
 
 import enum
 import math
+import warnings
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -55,8 +56,8 @@ class AdversarialTrainingArguments(TrainingArguments):
     `TrainingArguments` plus the hyperparameters of adversarial training on the word-embedding output.
 
     Every `adv_*` field left at `None` takes the default of its (method, scope, norm) row in `DEFAULTS`. A field that
-    the chosen method does not use must stay unset: FGM takes one step of size `adv_epsilon`, so `adv_k`, `adv_alpha`
-    and `adv_init_mag` are errors there, and `adv_method="none"` accepts no hyperparameter at all.
+    the chosen method does not use (FGM takes one step of size `adv_epsilon`: no `adv_k`, `adv_alpha`,
+    `adv_init_mag`; `adv_method="none"` uses none of them) is reset to `None` with a warning that names it.
     """
 
     adv_method: str = field(
@@ -136,10 +137,10 @@ class AdversarialTrainingArguments(TrainingArguments):
         if self.adv_start_step < 0:
             raise ValueError(f"`adv_start_step` must be >= 0, got {self.adv_start_step}.")
         if self.adv_method == AdversarialMethod.NONE:
-            self._reject_unused(["adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight"], "none")
+            self._drop_unused(["adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight"], "none")
             return
         if self.adv_method == AdversarialMethod.FGM:
-            self._reject_unused(["adv_alpha", "adv_k", "adv_init_mag"], "fgm")
+            self._drop_unused(["adv_alpha", "adv_k", "adv_init_mag"], "fgm")
         defaults = DEFAULTS[(self.adv_method, self.adv_scope, self.adv_norm)]
         for name, value in defaults.items():
             if getattr(self, f"adv_{name}") is None:
@@ -148,13 +149,16 @@ class AdversarialTrainingArguments(TrainingArguments):
             self.adv_weight = 1.0
         self._validate_values()
 
-    def _reject_unused(self, names, method):
+    def _drop_unused(self, names, method):
+        # A config written for PGD and run with `--adv_method fgm` is legitimate; the leftovers are said and unset.
         for name in names:
             if getattr(self, name) is not None:
-                raise ValueError(
-                    f"`{name}` is not used by `adv_method='{method}'`, got {getattr(self, name)}. Remove it, or "
-                    f"choose a method that uses it (`adv_k`, `adv_alpha`, `adv_init_mag`: pgd, freelb)."
+                warnings.warn(
+                    f"`{name}={getattr(self, name)}` is not used by `adv_method='{method}'` and is ignored "
+                    "(`adv_k`, `adv_alpha`, `adv_init_mag` are for pgd and freelb).",
+                    stacklevel=3,
                 )
+                setattr(self, name, None)
 
     def _validate_values(self):
         method = self.adv_method
