@@ -15,7 +15,7 @@ def test_cli_flags_parse_into_pgd_with_its_defaults():
     parser = HfArgumentParser(AdversarialTrainingArguments)
     (args,) = parser.parse_args_into_dataclasses(["--output_dir", "x", "--adv_method", "pgd", "--adv_k", "3"])
     assert (args.adv_method, args.adv_k, args.adv_norm, args.adv_scope) == ("pgd", 3, "l2", "example")
-    assert (args.adv_epsilon, args.adv_alpha, args.adv_init_mag, args.adv_weight) == (0.1, 0.03, 0.0, 1.0)
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_init_mag, args.adv_weight) == (0.05, 0.015, 0.0, 1.0)
 
 
 def test_cli_rejects_an_unknown_method_with_the_choices(capsys):
