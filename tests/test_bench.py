@@ -41,7 +41,7 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     records = []
     for method, base in (("none", 0.80), ("pgd", 0.83)):
         for seed in (1, 2):
-            results = {"eval_accuracy": base + seed / 100, "train_runtime": 120.0, "eval_robust_accuracy_eps0.5": 0.3}
+            results = {"eval_accuracy": base + seed / 100, "train_runtime": 120.0, "eval_robust_accuracy_eps0.05": 0.3}
             records.append({"task": "sst2", "method": method, "seed": seed, "results": results})
     (tmp_path / "results" / "quality.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     variant = {"median_s": 1.0, "min_s": 0.9, "max_s": 1.2, "ratio_to_none": 1.0, "ratio_to_floor": 1.02}

@@ -12,7 +12,7 @@ class RobustnessArguments:
         metadata={"help": "Also evaluate under PGD on the word-embedding output, at each radius of robust_epsilons."},
     )
     robust_epsilons: list[float] = field(
-        default_factory=lambda: [0.25, 0.5, 1.0],
+        default_factory=lambda: [0.05, 0.1, 0.25],
         metadata={"help": "Radii of the embedding attack, per example (L2 norm over its tokens, or L-inf)."},
     )
     robust_steps: int = field(default=10, metadata={"help": "PGD steps of the embedding attack (alpha = 2.5 eps/K)."})
