@@ -126,6 +126,8 @@ def main(args=None):
     raw_datasets, text_columns, label_list = data.datasets, data.text_columns, data.label_list
     is_regression = label_list is None
     num_labels = 1 if is_regression else len(label_list)
+    if is_regression and robustness_args.do_attack_eval:
+        raise ValueError("`--do_attack_eval` needs a classification task; STS-B and other regressions have no label.")
 
     # Model and tokenizer.
     model_path = resolve_model_path(model_args.model_name_or_path)
@@ -175,10 +177,12 @@ def main(args=None):
     metric_name = task.name if task is not None else ("regression" if is_regression else "accuracy")
     metric = evaluate.load(METRIC_SCRIPT, config_name=metric_name, cache_dir=model_args.cache_dir)
 
+    def predicted(logits):
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        return np.squeeze(logits, axis=-1) if is_regression else np.argmax(logits, axis=1)
+
     def compute_metrics(prediction):
-        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-        predicted = np.squeeze(logits, axis=-1) if is_regression else np.argmax(logits, axis=1)
-        return metric.compute(predictions=predicted, references=prediction.label_ids)
+        return metric.compute(predictions=predicted(prediction.predictions), references=prediction.label_ids)
 
     if data_args.pad_to_max_length:
         data_collator = default_data_collator
@@ -214,10 +218,6 @@ def main(args=None):
                 epsilons, steps = robustness_args.robust_epsilons, robustness_args.robust_steps
                 metrics.update(trainer.evaluate_robustness(eval_dataset, epsilons, steps, robustness_args.robust_norm))
             if robustness_args.do_attack_eval:
-                if is_regression:
-                    raise ValueError(
-                        "`--do_attack_eval` needs a classification task; STS-B and regressions have none."
-                    )
                 attack = WordSubstitutionAttack(
                     trainer.model, tokenizer, robustness_args.attack_max_words_fraction,
                     robustness_args.attack_max_queries, robustness_args.attack_neighbours, max_seq_length,
@@ -237,15 +237,13 @@ def main(args=None):
     if training_args.do_predict:
         for split, predict_dataset in predict_datasets.items():
             unlabelled = predict_dataset.remove_columns([c for c in ("label",) if c in predict_dataset.column_names])
-            logits = trainer.predict(unlabelled, metric_key_prefix="predict").predictions
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            predicted = np.squeeze(logits, axis=-1) if is_regression else np.argmax(logits, axis=1)
+            predictions = predicted(trainer.predict(unlabelled, metric_key_prefix="predict").predictions)
             name = f"{task.submissions[split]}.tsv" if task is not None else "predict_results.tsv"
             if trainer.is_world_process_zero():
                 path = Path(training_args.output_dir) / name
                 submit_names = task.submits_label_names if task is not None else label_to_id is not None
                 write_predictions(
-                    path, predict_dataset["idx"], predicted.tolist(), label_list if submit_names else None
+                    path, predict_dataset["idx"], predictions.tolist(), label_list if submit_names else None
                 )
                 logger.info(f"Predictions for {split} written to {path}")
 

@@ -218,6 +218,22 @@ def test_bad_arguments_are_refused(tmp_path, tiny_model, args, error, message):
         run(tiny_model, tmp_path, *args)
 
 
+def test_word_substitution_on_a_regression_is_refused_before_training(tmp_path, tiny_model):
+    glue = write_fixture_glue(tmp_path / "glue")
+    with pytest.raises(ValueError, match="`--do_attack_eval` needs a classification task"):
+        run(
+            tiny_model,
+            tmp_path / "out",
+            "--task_name",
+            "stsb",
+            "--glue_dir",
+            str(glue),
+            "--do_train",
+            "--do_attack_eval",
+        )
+    assert not (tmp_path / "out" / "train_results.json").exists()
+
+
 def test_unknown_task_is_refused_by_the_parser(tmp_path, tiny_model, capsys):
     with pytest.raises(SystemExit):
         run(tiny_model, tmp_path, "--task_name", "sts-b")
