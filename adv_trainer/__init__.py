@@ -1,8 +1,18 @@
-"""Adversarial fine-tuning of language models with Hugging Face `Trainer`: FGM, PGD and FreeLB on the word-embedding
-output, correct under gradient accumulation, mixed precision and DDP."""
+"""Adversarial fine-tuning of language models with Hugging Face `Trainer`: FGM, PGD, FreeLB, SMART and R3F on the
+word-embedding output and AWP on the weights, correct under gradient accumulation, mixed precision and DDP."""
 
 from .adversarial_config import AdversarialTrainingArguments
 from .adversarial_trainer import AdversarialTrainer
-from .attacks import FGM, PGD, EmbeddingAttack, FreeLB
+from .attacks import AWP, FGM, PGD, R3F, SMART, EmbeddingAttack, FreeLB
 
-__all__ = ["AdversarialTrainer", "AdversarialTrainingArguments", "EmbeddingAttack", "FGM", "FreeLB", "PGD"]
+__all__ = [
+    "AWP",
+    "AdversarialTrainer",
+    "AdversarialTrainingArguments",
+    "EmbeddingAttack",
+    "FGM",
+    "FreeLB",
+    "PGD",
+    "R3F",
+    "SMART",
+]

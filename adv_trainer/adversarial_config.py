@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-__all__ = ["AdversarialMethod", "AdversarialNorm", "AdversarialScope", "AdversarialTrainingArguments", "DEFAULTS"]
+__all__ = [
+    "AdversarialMethod",
+    "AdversarialNoise",
+    "AdversarialNorm",
+    "AdversarialScope",
+    "AdversarialTrainingArguments",
+    "DEFAULTS",
+]
 
 
 class AdversarialMethod(str, enum.Enum):
@@ -15,6 +22,20 @@ class AdversarialMethod(str, enum.Enum):
     FGM = "fgm"
     PGD = "pgd"
     FREELB = "freelb"
+    SMART = "smart"
+    R3F = "r3f"
+    AWP = "awp"
+
+
+# The methods `adv_scope="vocab"` (the weight-editing recipe's semantics) applies to.
+EMBEDDING_RECIPE_METHODS = (AdversarialMethod.FGM, AdversarialMethod.PGD, AdversarialMethod.FREELB)
+# Methods that regularise the divergence between clean and perturbed predictions instead of adding a perturbed loss.
+SMOOTHNESS_METHODS = (AdversarialMethod.SMART, AdversarialMethod.R3F)
+
+
+class AdversarialNoise(str, enum.Enum):
+    NORMAL = "normal"
+    UNIFORM = "uniform"
 
 
 class AdversarialNorm(str, enum.Enum):
@@ -45,6 +66,28 @@ DEFAULTS = {
     ("fgm", "vocab", "linf"): {"epsilon": 0.001},
     ("pgd", "vocab", "linf"): {"epsilon": 0.001, "alpha": 0.0003, "k": 3, "init_mag": 0.0},
     ("freelb", "vocab", "linf"): {"epsilon": 0.001, "alpha": 0.0003, "k": 3, "init_mag": 0.0},
+    # SMART and R3F draw noise per coordinate at their papers' scale (1e-5). R3F: fairseq's uniform noise and
+    # lambda 1. SMART: mt-dnn's normal noise and one ascent step of 1e-3 per coordinate (L-inf), which mt-dnn leaves
+    # unprojected, hence eps = alpha; in L2 the same step over ~13 tokens x 384 coordinates is ~0.07 per example,
+    # so SMART shares the per-example radius of the other methods, reached in its one step.
+    ("smart", "example", "l2"): {"epsilon": 0.05, "alpha": 0.05, "k": 1, "init_mag": 1e-5, "noise": "normal"},
+    ("smart", "example", "linf"): {"epsilon": 0.001, "alpha": 0.001, "k": 1, "init_mag": 1e-5, "noise": "normal"},
+    ("r3f", "example", "l2"): {"init_mag": 1e-5, "noise": "uniform"},
+    ("r3f", "example", "linf"): {"init_mag": 1e-5, "noise": "uniform"},
+    # AWP: eps is the box relative to each weight's magnitude, alpha the step relative to each tensor's norm;
+    # Kaggle NLP solutions' common adv_eps 1e-3 with adv_lr 1 (the box, not the step, sets the size).
+    ("awp", "example", "l2"): {"epsilon": 1e-3, "alpha": 1.0},
+}
+
+# The adv_* hyperparameters each method reads; the others are reset to None with a warning.
+FIELDS_USED = {
+    "none": (),
+    "fgm": ("adv_epsilon", "adv_weight"),
+    "pgd": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight"),
+    "freelb": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight"),
+    "smart": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight"),
+    "r3f": ("adv_init_mag", "adv_noise", "adv_weight"),
+    "awp": ("adv_epsilon", "adv_alpha", "adv_weight"),
 }
 
 _DEFAULTS_HELP = "Default depends on `adv_method`, `adv_scope` and `adv_norm` (README, 'Defaults')."
@@ -65,24 +108,31 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={
             "help": "Adversarial training method: `none` (plain fine-tuning), `fgm` (one normalised gradient step, "
             "Miyato et al. 2017), `pgd` (K projected steps, Madry et al. 2018), `freelb` (K steps with parameter "
-            "gradients averaged along the path, Zhu et al. 2020).",
+            "gradients averaged along the path, Zhu et al. 2020), `smart` (K ascent steps on the symmetric KL between "
+            "clean and perturbed predictions, added as a smoothness regulariser, Jiang et al. 2020), `r3f` (the same "
+            "regulariser at random noise, no ascent step, Aghajanyan et al. 2021), `awp` (adversarial weight "
+            "perturbation: the adversarial pass runs at weights moved up the loss, Wu et al. 2020).",
             "choices": [m.value for m in AdversarialMethod],
         },
     )
     adv_epsilon: float | None = field(
         default=None,
         metadata={
-            "help": "eps: FGM's step size; the radius of the ball PGD and FreeLB project onto. `inf` (PGD/FreeLB "
-            "only) leaves the steps unprojected, as FreeLB's scripts do with max-norm 0. " + _DEFAULTS_HELP
+            "help": "eps: FGM's step size; the radius of the ball PGD, FreeLB and SMART project onto. `inf` "
+            "(PGD/FreeLB/SMART) leaves the steps unprojected, as FreeLB's scripts do with max-norm 0. AWP: gamma, "
+            "the box |V| <= gamma * |W| per weight element. " + _DEFAULTS_HELP
         },
     )
     adv_alpha: float | None = field(
         default=None,
-        metadata={"help": "alpha: the size of each ascent step of PGD and FreeLB. " + _DEFAULTS_HELP},
+        metadata={
+            "help": "alpha: the size of each ascent step of PGD, FreeLB and SMART; AWP: the step relative to each "
+            "weight tensor's norm. " + _DEFAULTS_HELP
+        },
     )
     adv_k: int | None = field(
         default=None,
-        metadata={"help": "K: the number of ascent steps of PGD and FreeLB. " + _DEFAULTS_HELP},
+        metadata={"help": "K: the number of ascent steps of PGD, FreeLB and SMART. " + _DEFAULTS_HELP},
     )
     adv_norm: str = field(
         default="l2",
@@ -110,14 +160,25 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={
             "help": "Magnitude of a random start for PGD and FreeLB; 0 starts from the clean embeddings. L2: uniform "
             "noise scaled so that its norm is at most adv_init_mag (FreeLB's initialisation); L-inf: uniform in "
-            "[-adv_init_mag, adv_init_mag] per coordinate. " + _DEFAULTS_HELP
+            "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
+            "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. "
+            + _DEFAULTS_HELP
+        },
+    )
+    adv_noise: str | None = field(
+        default=None,
+        metadata={
+            "help": "Distribution of the per-coordinate noise of SMART and R3F: `normal` (SMART's, mt-dnn) or "
+            "`uniform` (R3F's default in fairseq). " + _DEFAULTS_HELP,
+            "choices": [n.value for n in AdversarialNoise],
         },
     )
     adv_weight: float | None = field(
         default=None,
         metadata={
             "help": "w: weight of the adversarial loss; the parameter gradient is grad L(e) + w * (adversarial "
-            "term). 1 (the default) is the recipes' plain sum."
+            "term). 1 (the default) is the recipes' plain sum. For SMART and R3F, lambda: the weight of the "
+            "symmetric-KL (MSE for regression) regulariser."
         },
     )
     adv_start_step: int = field(
@@ -134,13 +195,23 @@ class AdversarialTrainingArguments(TrainingArguments):
         self.adv_method = _require_choice("adv_method", self.adv_method, AdversarialMethod)
         self.adv_norm = _require_choice("adv_norm", self.adv_norm, AdversarialNorm)
         self.adv_scope = _require_choice("adv_scope", self.adv_scope, AdversarialScope)
+        if self.adv_noise is not None:
+            self.adv_noise = _require_choice("adv_noise", self.adv_noise, AdversarialNoise)
         if self.adv_start_step < 0:
             raise ValueError(f"`adv_start_step` must be >= 0, got {self.adv_start_step}.")
+        self._drop_unused()
         if self.adv_method == AdversarialMethod.NONE:
-            self._drop_unused(["adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight"], "none")
             return
-        if self.adv_method == AdversarialMethod.FGM:
-            self._drop_unused(["adv_alpha", "adv_k", "adv_init_mag"], "fgm")
+        if self.adv_method not in EMBEDDING_RECIPE_METHODS and self.adv_scope != AdversarialScope.EXAMPLE:
+            raise ValueError(
+                f"`adv_scope='{self.adv_scope}'` reproduces the weight-editing FGM/PGD recipe and is for fgm, pgd and "
+                f"freelb; `adv_method='{self.adv_method}'` needs `adv_scope='example'`."
+            )
+        if self.adv_method == AdversarialMethod.AWP and self.adv_norm != AdversarialNorm.L2:
+            raise ValueError(
+                f"`adv_norm='{self.adv_norm}'` does not apply to `adv_method='awp'`: its step is relative to each "
+                "weight tensor's L2 norm and its box is per element. Leave `adv_norm` at 'l2'."
+            )
         defaults = DEFAULTS[(self.adv_method, self.adv_scope, self.adv_norm)]
         for name, value in defaults.items():
             if getattr(self, f"adv_{name}") is None:
@@ -149,37 +220,46 @@ class AdversarialTrainingArguments(TrainingArguments):
             self.adv_weight = 1.0
         self._validate_values()
 
-    def _drop_unused(self, names, method):
+    def _drop_unused(self):
         # A config written for PGD and run with `--adv_method fgm` is legitimate; the leftovers are said and unset.
-        for name in names:
-            if getattr(self, name) is not None:
+        used = FIELDS_USED[self.adv_method]
+        for name in ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight"):
+            if name not in used and getattr(self, name) is not None:
                 warnings.warn(
-                    f"`{name}={getattr(self, name)}` is not used by `adv_method='{method}'` and is ignored "
-                    "(`adv_k`, `adv_alpha`, `adv_init_mag` are for pgd and freelb).",
-                    stacklevel=3,
+                    f"`{name}={getattr(self, name)}` is not used by `adv_method='{self.adv_method}'` and is ignored "
+                    f"(it uses {', '.join(f'`{n}`' for n in used) or 'none of the adv_* hyperparameters'}).",
+                    stacklevel=4,
                 )
                 setattr(self, name, None)
 
     def _validate_values(self):
         method = self.adv_method
-        if math.isnan(self.adv_epsilon) or self.adv_epsilon <= 0:
+        used = FIELDS_USED[method]
+        if "adv_epsilon" in used:
+            if math.isnan(self.adv_epsilon) or self.adv_epsilon <= 0:
+                raise ValueError(
+                    f"`adv_epsilon` must be > 0, got {self.adv_epsilon}. For an unbounded PGD/FreeLB/SMART use "
+                    "`adv_epsilon=inf` (FreeLB's max-norm 0); to train without perturbation use `adv_method='none'`."
+                )
+            if method == AdversarialMethod.FGM and math.isinf(self.adv_epsilon):
+                raise ValueError("`adv_epsilon` is FGM's step size and must be finite, got inf.")
+            if method == AdversarialMethod.AWP and math.isinf(self.adv_epsilon):
+                raise ValueError("`adv_epsilon` is AWP's box relative to each weight and must be finite, got inf.")
+        if "adv_alpha" in used and not 0 < self.adv_alpha < math.inf:
+            raise ValueError(f"`adv_alpha` must be > 0 and finite for `adv_method='{method}'`, got {self.adv_alpha}.")
+        if "adv_k" in used and self.adv_k < 1:
+            raise ValueError(f"`adv_k` must be >= 1 for `adv_method='{method}'`, got {self.adv_k}.")
+        if method in SMOOTHNESS_METHODS:
+            # At zero noise SMART's first ascent gradient is exactly 0 (the divergence is at its minimum) and R3F's
+            # regulariser vanishes: the noise is what these methods need.
+            if not 0 < self.adv_init_mag < math.inf:
+                raise ValueError(
+                    f"`adv_init_mag` is {method}'s noise scale and must be > 0 and finite, got {self.adv_init_mag}."
+                )
+        elif "adv_init_mag" in used and not 0 <= self.adv_init_mag < math.inf:
             raise ValueError(
-                f"`adv_epsilon` must be > 0, got {self.adv_epsilon}. For an unbounded PGD/FreeLB use "
-                "`adv_epsilon=inf` (FreeLB's max-norm 0); to train without perturbation use `adv_method='none'`."
+                f"`adv_init_mag` must be >= 0 and finite, got {self.adv_init_mag}; 0 means no random start."
             )
-        if method == AdversarialMethod.FGM and math.isinf(self.adv_epsilon):
-            raise ValueError("`adv_epsilon` is FGM's step size and must be finite, got inf.")
-        if method != AdversarialMethod.FGM:
-            if not 0 < self.adv_alpha < math.inf:
-                raise ValueError(
-                    f"`adv_alpha` must be > 0 and finite for `adv_method='{method}'`, got {self.adv_alpha}."
-                )
-            if self.adv_k < 1:
-                raise ValueError(f"`adv_k` must be >= 1 for `adv_method='{method}'`, got {self.adv_k}.")
-            if not 0 <= self.adv_init_mag < math.inf:
-                raise ValueError(
-                    f"`adv_init_mag` must be >= 0 and finite, got {self.adv_init_mag}; 0 means no random start."
-                )
         if not 0 <= self.adv_weight < math.inf:
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")
 

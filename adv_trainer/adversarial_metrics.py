@@ -9,8 +9,10 @@ class AdversarialMetrics:
     """Sums over the micro-batches since the last log, kept on the device so that no step waits for the host.
 
     Logged, like the Trainer's `loss`, per optimizer step and averaged over processes:
-    - `adv_loss`: the adversarial loss (FreeLB: the mean over its K passes), scaled like the clean loss;
-    - `adv_delta_norm`: the mean norm of the final perturbation per group (example, or micro-batch in vocab scope);
+    - `adv_loss`: the adversarial loss (FreeLB: the mean over its K passes; SMART/R3F: the divergence regulariser),
+      scaled like the clean loss;
+    - `adv_delta_norm`: the mean norm of the final perturbation per group (example, or micro-batch in vocab scope;
+      AWP: ||V|| / ||W|| over the perturbed weights);
     - `adv_skipped`: groups whose ascent step was dropped because their gradient was not finite (summed).
     """
 

@@ -16,7 +16,7 @@ __all__ = ["AdversarialTrainer"]
 
 
 class AdversarialTrainer(Trainer):
-    r"""A drop-in `Trainer` for adversarial fine-tuning (FGM, PGD, FreeLB) on the word-embedding output.
+    r"""A drop-in `Trainer` for adversarial fine-tuning (FGM, PGD, FreeLB, SMART, R3F) on the word-embedding output.
 
     Each training step runs the clean forward and backward, then the attack's passes with a perturbation added to
     the output of `model.get_input_embeddings()` by a forward hook that exists only inside `training_step`. The
@@ -71,12 +71,12 @@ class AdversarialTrainer(Trainer):
             self._model_checked = True
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
-            clean_loss = passes.clean()
-            delta = self.attack.perturb(passes)
+            clean_loss = self.attack.clean_pass(passes)
+            norms = self.attack.perturb(passes)
         if not passes.final_pass_done:
             raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
-        self._adversarial_metrics.update(adversarial_loss, passes.space.norms(delta), passes.space.skipped)
+        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped)
         return clean_loss
 
     def evaluate_robustness(

@@ -92,6 +92,15 @@ class PerturbationSpace:
     def random(self, magnitude):
         return self.ball.random(self.mask, self.dim, magnitude)
 
+    def noise(self, distribution, scale):
+        """Independent noise per coordinate of every group: N(0, scale^2) or U(-scale, scale) (SMART, R3F)."""
+        shape = (*self.mask.shape, self.dim)
+        if distribution == "normal":
+            noise = torch.randn(shape, device=self.mask.device) * scale
+        else:
+            noise = torch.empty(shape, device=self.mask.device).uniform_(-scale, scale)
+        return noise * self.mask[..., None]
+
     def gradient(self, position_grad):
         """Maps dL/d(embedding output) `(B, T, E)` to the gradient with respect to this space's perturbation."""
         g = position_grad.float() * self.position_mask[..., None]

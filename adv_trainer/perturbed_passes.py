@@ -5,6 +5,7 @@ import contextlib
 import torch
 
 from .perturbation_space import PerturbationSpace
+from .prediction_divergence import prediction_divergence, sequence_logits
 
 __all__ = ["PerturbedPasses"]
 
@@ -36,24 +37,41 @@ class PerturbedPasses:
         self.hook = hook
         self.space = None
         self.clean_gradient = None
+        self.clean_loss = None  # `clean_forward` only: the scaled loss and logits, graphs kept for the joint backward
+        self.clean_logits = None
         self.adversarial_losses = []
         self.final_pass_done = False
+        self._set_aside = []
 
-    def clean(self):
-        """Forward and backward at delta = 0; sets `space` and `clean_gradient`. Returns the scaled clean loss."""
+    def clean(self, own_gradient_of=()):
+        """Forward and backward at delta = 0; sets `space` and `clean_gradient`. Returns the scaled clean loss.
+
+        The `.grad` of the parameters in `own_gradient_of` holds this pass's gradient alone until
+        `add_back_accumulated_gradients()`: what earlier micro-batches accumulated is set aside, not copied.
+        """
+        self._set_aside = [(p, p.grad) for p in own_gradient_of]
+        for p in own_gradient_of:
+            p.grad = None
         loss = self._loss(None, final=False)
         self.trainer.accelerator.backward(loss)
         position_delta = self.hook.delta  # (B, T, E)
-        args = self.trainer.args
-        self.space = PerturbationSpace(
-            args.adv_norm,
-            args.adv_scope,
-            self._attention_mask(position_delta.shape),
-            self._input_ids(),
-            position_delta.shape[-1],
-        )
+        self.space = self._space(position_delta.shape)
         self.clean_gradient = self.space.gradient(position_delta.grad)
         return loss.detach()
+
+    def add_back_accumulated_gradients(self):
+        """Adds what `clean(own_gradient_of=...)` set aside back into `.grad`, as accumulation would have."""
+        for p, accumulated in self._set_aside:
+            if accumulated is not None:
+                p.grad = accumulated if p.grad is None else accumulated.add_(p.grad)
+        self._set_aside = []
+
+    def clean_forward(self):
+        """Forward at delta = 0 only, its graph kept for `regularized_pass`; sets `space`. Returns the scaled loss."""
+        self.clean_loss, outputs = self._loss(None, final=False, return_outputs=True)
+        self.space = self._space(self.hook.delta.shape)
+        self.clean_logits = sequence_logits(outputs, self.hook.delta.shape[0])
+        return self.clean_loss.detach()
 
     def input_gradient(self, delta):
         """dL/d(delta) at `delta`: a forward and a backward that computes no parameter gradient."""
@@ -77,18 +95,60 @@ class PerturbedPasses:
         self.final_pass_done = final
         return self.space.gradient(position_delta.grad) if input_gradient else None
 
-    def _loss(self, position_delta, final):
+    def divergence_gradient(self, delta):
+        """dD/d(delta) of the divergence between the clean prediction, held fixed, and the one at `delta`.
+
+        A forward and a backward that computes no parameter gradient (SMART's ascent step).
+        """
+        position_delta = self.space.positions(delta).requires_grad_()
+        _, outputs = self._loss(position_delta, final=False, return_outputs=True)
+        logits = sequence_logits(outputs, position_delta.shape[0])
+        divergence = prediction_divergence(self.clean_logits.detach(), logits).mean()
+        self.trainer.accelerator.backward(divergence, inputs=[position_delta])
+        return self.space.gradient(position_delta.grad)
+
+    def regularized_pass(self, delta, weight):
+        """The final pass of SMART/R3F: grad_theta [L(e) + weight * D(f(e), f(e + delta))], after `clean_forward`.
+
+        One backward through the clean and the perturbed forward. D, the per-example divergence averaged over the
+        micro-batch, is scaled like a mean loss (1 / micro-batches of the step) whatever the task loss does, so
+        equal micro-batches accumulate to the large batch's mean.
+        """
+        if self.final_pass_done:
+            raise RuntimeError("An attack ran a parameter pass after its final one.")
+        position_delta = self.space.positions(delta)
+        _, outputs = self._loss(position_delta, final=True, return_outputs=True)
+        logits = sequence_logits(outputs, position_delta.shape[0])
+        divergence = prediction_divergence(self.clean_logits, logits).mean()
+        divergence = divergence / self.trainer._micro_batches_per_step()
+        self.adversarial_losses.append(divergence.detach())
+        self.trainer.accelerator.backward(self.clean_loss + weight * divergence)
+        self.final_pass_done = True
+
+    def _loss(self, position_delta, final, return_outputs=False):
+        """The scaled loss with `position_delta` added to the embedding output (and the model output if asked)."""
         self.hook.start_pass(position_delta)
         sync_context = contextlib.nullcontext() if final else self.trainer.accelerator.no_sync(self.model)
         with sync_context, self.trainer.compute_loss_context_manager():
             # `compute_loss` may pop `labels` from the dict it gets, so each pass gets its own.
-            loss = self.trainer.compute_loss(self.model, dict(self.inputs), num_items_in_batch=self.num_items_in_batch)
+            inputs, num_items = dict(self.inputs), self.num_items_in_batch
+            result = self.trainer.compute_loss(
+                self.model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items
+            )
         if self.hook.calls == 0:
             raise ValueError(
                 "The model's input embedding did not run in the forward pass, so there is nothing to perturb: "
                 "inputs given as `inputs_embeds` are not supported. Pass `input_ids` instead."
             )
-        return loss * self.loss_scale
+        if return_outputs:
+            loss, outputs = result
+            return loss * self.loss_scale, outputs
+        return result * self.loss_scale
+
+    def _space(self, shape):
+        args = self.trainer.args
+        mask, input_ids = self._attention_mask(shape), self._input_ids()
+        return PerturbationSpace(args.adv_norm, args.adv_scope, mask, input_ids, shape[-1])
 
     def _attention_mask(self, shape):
         mask = self.inputs.get("attention_mask")

@@ -35,6 +35,11 @@ def check_model(model, args):
             f"the encoder-decoder model {type(model).__name__}",
             "its shared input embedding runs for the encoder and the decoder in one forward.",
         )
+    if args.adv_method in ("smart", "r3f") and getattr(config, "problem_type", None) == "multi_label_classification":
+        _refuse(
+            f"{args.adv_method} on a multi-label classification",
+            "its divergence is defined between softmax (single-label) or regression predictions.",
+        )
     if args.optim in ("lomo", "adalomo"):
         _refuse(f"the {args.optim} optimizer", "it updates the weights inside `backward`, and a step runs several.")
     for module in model.modules():

@@ -75,6 +75,12 @@ def test_enum_values_are_stored_as_plain_strings():
             ["adv_k", "adv_alpha", "adv_init_mag"],
         ),
         ({"adv_epsilon": 0.1, "adv_weight": 1.0}, ["adv_epsilon", "adv_weight"]),
+        (
+            {"adv_method": "r3f", "adv_k": 2, "adv_epsilon": 0.1, "adv_alpha": 0.2},
+            ["adv_k", "adv_epsilon", "adv_alpha"],
+        ),
+        ({"adv_method": "pgd", "adv_noise": "normal"}, ["adv_noise"]),
+        ({"adv_method": "awp", "adv_k": 2, "adv_init_mag": 0.1}, ["adv_k", "adv_init_mag"]),
     ],
 )
 def test_hyperparameters_the_method_does_not_use_are_named_in_a_warning_and_unset(kwargs, unused):
@@ -99,7 +105,10 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"adv_method": "fgsm"}, "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb'], got 'fgsm'"),
+        (
+            {"adv_method": "fgsm"},
+            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp'], got 'fgsm'",
+        ),
         ({"adv_method": "pgd", "adv_norm": "l1"}, "`adv_norm` must be one of ['l2', 'linf'], got 'l1'"),
         ({"adv_method": "pgd", "adv_scope": "batch"}, "`adv_scope` must be one of ['example', 'vocab'], got 'batch'"),
         ({"adv_method": "fgm", "adv_epsilon": 0.0}, "`adv_epsilon` must be > 0, got 0.0"),
@@ -114,6 +123,12 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
         ({"adv_method": "pgd", "adv_init_mag": -0.1}, "`adv_init_mag` must be >= 0 and finite, got -0.1"),
         ({"adv_method": "fgm", "adv_weight": -1.0}, "`adv_weight` must be >= 0 and finite, got -1.0"),
         ({"adv_method": "pgd", "adv_start_step": -1}, "`adv_start_step` must be >= 0, got -1"),
+        ({"adv_method": "r3f", "adv_noise": "gamma"}, "`adv_noise` must be one of ['normal', 'uniform'], got 'gamma'"),
+        ({"adv_method": "r3f", "adv_init_mag": 0.0}, "`adv_init_mag` is r3f's noise scale and must be > 0"),
+        ({"adv_method": "smart", "adv_init_mag": -1e-5}, "`adv_init_mag` is smart's noise scale and must be > 0"),
+        ({"adv_method": "smart", "adv_k": 0}, "`adv_k` must be >= 1 for `adv_method='smart'`, got 0"),
+        ({"adv_method": "smart", "adv_scope": "vocab"}, "`adv_method='smart'` needs `adv_scope='example'`"),
+        ({"adv_method": "r3f", "adv_weight": -0.5}, "`adv_weight` must be >= 0 and finite, got -0.5"),
     ],
 )
 def test_invalid_values_name_the_field_the_value_and_the_fix(kwargs, message):

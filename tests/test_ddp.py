@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
 
 ROOT = Path(__file__).resolve().parent.parent
 FGM = {"adv_method": "fgm", "adv_epsilon": 0.3}
 PGD = {"adv_method": "pgd", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 3}
 FREELB = {"adv_method": "freelb", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.0}
+# SMART and R3F draw random noise: tested with `token_noise`, fixed by each example's tokens, in both runs.
+SMART = {"adv_method": "smart", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.05}
+R3F = {"adv_method": "r3f", "adv_init_mag": 0.05}
 # name: (model, rows, adversarial arguments, per-process batch, gradient accumulation steps); 2 steps of 8 rows each.
 SCENARIOS = {
     "none": ("tiny_bert", "classification_rows", {}, 4, 1),
@@ -25,7 +29,12 @@ SCENARIOS = {
     "pgd-ga2": ("tiny_bert", "classification_rows", PGD, 2, 2),
     "freelb-ga2": ("tiny_bert", "classification_rows", FREELB, 2, 2),
     "fgm-causal-lm-ga2": ("tiny_gpt2", "lm_rows", FGM, 2, 2),
+    "smart-ga2": ("tiny_bert", "classification_rows", SMART, 2, 2),
+    "r3f": ("tiny_bert", "classification_rows", R3F, 4, 1),
 }
+# AWP perturbs the weights from each process's own micro-batch gradient: no single-process equivalent by definition.
+AWP = {"adv_method": "awp", "adv_epsilon": 0.05, "adv_alpha": 0.5}
+BATCH_DEPENDENT = {"awp-ga2": ("tiny_bert", "classification_rows", AWP, 2, 2)}
 
 
 def free_port():
@@ -43,7 +52,7 @@ def ddp_results(tmp_path_factory):
             "rows": rows,
             "args": {**adv, "per_device_train_batch_size": batch, "gradient_accumulation_steps": ga},
         }
-        for name, (model, rows, adv, batch, ga) in SCENARIOS.items()
+        for name, (model, rows, adv, batch, ga) in {**SCENARIOS, **BATCH_DEPENDENT}.items()
     }
     (out / "scenarios.json").write_text(json.dumps(scenarios))
     command = [
@@ -59,8 +68,11 @@ def ddp_results(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_two_processes_give_the_single_process_update_with_one_reduction_per_step(tmp_path, ddp_results, name):
+def test_two_processes_give_the_single_process_update_with_one_reduction_per_step(
+    tmp_path, ddp_results, name, monkeypatch
+):
     model_name, rows_name, adv, _, _ = SCENARIOS[name]
+    monkeypatch.setattr(SmoothnessRegularizer, "noise", tiny_models.token_noise)
     model = getattr(tiny_models, model_name)()
     single = tiny_models.train(
         model, tmp_path, getattr(tiny_models, rows_name)(16), per_device_train_batch_size=8, **adv
@@ -76,3 +88,17 @@ def test_two_processes_give_the_single_process_update_with_one_reduction_per_ste
         if adv:
             assert b["adv_loss"] == pytest.approx(a["adv_loss"], rel=1e-5)
             assert b["adv_delta_norm"] == pytest.approx(a["adv_delta_norm"], rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BATCH_DEPENDENT)
+def test_batch_dependent_methods_still_reduce_once_per_step(ddp_results, name):
+    model_name, _, _, _, _ = BATCH_DEPENDENT[name]
+    initial = getattr(tiny_models, model_name)()
+    distributed = ddp_results[name]
+    assert distributed["world_size"] == 2 and distributed["global_step"] == 2
+    assert distributed["reductions"] == 2
+    state = initial.state_dict()
+    assert all(torch.isfinite(value).all() for value in distributed["state_dict"].values())
+    assert max((distributed["state_dict"][k] - v).abs().max().item() for k, v in state.items()) > 1e-3
+    assert all(log["adv_loss"] > 0 for log in distributed["logs"])

@@ -98,8 +98,9 @@ class VocabularySizedOps(TorchDispatchMode):
         ({"adv_method": "pgd", "adv_k": 3, "adv_init_mag": 0.05}, 5, 2),
         ({"adv_method": "freelb", "adv_k": 3, "adv_init_mag": 0.0}, 4, 4),
         ({"adv_method": "fgm", "adv_scope": "vocab"}, 2, 2),
+        ({"adv_method": "awp"}, 2, 2),
     ],
-    ids=["none", "fgm", "pgd", "pgd-random-start", "freelb", "fgm-vocab"],
+    ids=["none", "fgm", "pgd", "pgd-random-start", "freelb", "fgm-vocab", "awp"],
 )
 def test_no_vocabulary_sized_copy_and_no_weight_gradient_in_intermediate_passes(
     tmp_path, adv, forwards, parameter_passes
@@ -115,3 +116,17 @@ def test_no_vocabulary_sized_copy_and_no_weight_gradient_in_intermediate_passes(
     assert recorded.ops.count("embedding_dense_backward") == parameter_passes
     assert sorted(set(recorded.ops) - {"embedding", "embedding_dense_backward", "detach", "add_"}) == []
     assert recorded.ops.count("add_") == parameter_passes - 1
+
+
+@pytest.mark.parametrize("adv,forwards", [({"adv_method": "r3f"}, 2), ({"adv_method": "smart", "adv_k": 2}, 4)])
+def test_smart_and_r3f_build_the_weight_gradient_once_in_their_joint_backward(tmp_path, adv, forwards):
+    model = tiny_bert()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **adv))
+    with VocabularySizedOps(model.get_input_embeddings().weight) as recorded:
+        trainer.training_step(model, collate(classification_rows(4)))
+    assert recorded.ops.count("embedding") == forwards
+    # The joint backward runs through the clean and the final forward: one weight gradient from each, summed by
+    # autograd (`add`) before it reaches `.grad`; the ascent passes build none.
+    assert recorded.ops.count("embedding_dense_backward") == 2
+    assert sorted(set(recorded.ops) - {"embedding", "embedding_dense_backward", "detach", "add"}) == []
+    assert recorded.ops.count("add") == 1

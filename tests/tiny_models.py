@@ -28,9 +28,11 @@ NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 SMALL = {"vocab_size": VOCAB, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 
 
-def tiny_bert(num_labels=2, seed=0):
+def tiny_bert(num_labels=2, seed=0, hidden_size=16):
     torch.manual_seed(seed)
-    config = BertConfig(hidden_size=16, max_position_embeddings=32, num_labels=num_labels, **SMALL, **NO_DROPOUT)
+    config = BertConfig(
+        hidden_size=hidden_size, max_position_embeddings=32, num_labels=num_labels, **SMALL, **NO_DROPOUT
+    )
     return BertForSequenceClassification(config)
 
 
@@ -168,3 +170,16 @@ def train(
 def max_weight_difference(model_a, model_b):
     state_b = model_b.state_dict()
     return max((value - state_b[name]).abs().max().item() for name, value in model_a.state_dict().items())
+
+
+def token_noise(attack, passes):
+    """A stand-in for SMART/R3F's random noise that each example's tokens fix, whatever batch it is in.
+
+    Random noise drawn per micro-batch differs between 1 x 8 and 2 x 4 rows, so the gradient-accumulation and DDP
+    equivalences of the noise-drawing methods are tested with this deterministic noise of the same scale.
+    """
+    ids = passes.inputs["input_ids"].float()  # (B, T)
+    positions = torch.arange(ids.shape[1], dtype=torch.float32)
+    coordinates = torch.arange(1, passes.space.dim + 1, dtype=torch.float32)
+    noise = torch.sin(0.37 * ids[..., None] * coordinates + positions[None, :, None])  # (B, T, E)
+    return attack.noise_scale * noise * passes.space.mask[..., None]

@@ -1,20 +1,38 @@
-"""Attacks on the word-embedding output, one per file; `build_attack` makes the one the arguments name."""
+"""Training attacks, one per file (AWP on the weights, the others on the word-embedding output); `build_attack`
+makes the one the arguments name."""
 
-from .base import EmbeddingAttack
+from .awp import AWP
+from .base import EmbeddingAttack, TrainingAttack
 from .fgm import FGM
 from .freelb import FreeLB
 from .pgd import PGD
+from .r3f import R3F
+from .smart import SMART
 
-__all__ = ["EmbeddingAttack", "FGM", "FreeLB", "PGD", "build_attack"]
+__all__ = ["AWP", "EmbeddingAttack", "FGM", "FreeLB", "PGD", "R3F", "SMART", "TrainingAttack", "build_attack"]
 
 
 def build_attack(args):
     """The attack of `AdversarialTrainingArguments` `args`, or None for `adv_method="none"`."""
-    if args.adv_method == "fgm":
-        return FGM(eps=args.adv_epsilon, weight=args.adv_weight)
-    iterated = {"pgd": PGD, "freelb": FreeLB}.get(args.adv_method)
-    if iterated is None:
+    method = args.adv_method
+    if method == "none":
         return None
+    if method == "fgm":
+        return FGM(eps=args.adv_epsilon, weight=args.adv_weight)
+    if method == "awp":
+        return AWP(gamma=args.adv_epsilon, alpha=args.adv_alpha, weight=args.adv_weight)
+    if method == "r3f":
+        return R3F(weight=args.adv_weight, noise=args.adv_noise, noise_scale=args.adv_init_mag)
+    if method == "smart":
+        return SMART(
+            eps=args.adv_epsilon,
+            alpha=args.adv_alpha,
+            steps=args.adv_k,
+            weight=args.adv_weight,
+            noise=args.adv_noise,
+            noise_scale=args.adv_init_mag,
+        )
+    iterated = {"pgd": PGD, "freelb": FreeLB}[method]
     return iterated(
         eps=args.adv_epsilon,
         alpha=args.adv_alpha,

@@ -1,26 +1,36 @@
-"""What every attack on the word-embedding output shares."""
+"""What every training attack shares, and the families of attacks on the word-embedding output."""
 
-__all__ = ["EmbeddingAttack"]
+__all__ = ["EmbeddingAttack", "IteratedEmbeddingAttack", "SmoothnessRegularizer", "TrainingAttack"]
 
 
-class EmbeddingAttack:
-    """An attack run once per micro-batch by `AdversarialTrainer`, after the clean forward and backward.
+class TrainingAttack:
+    """What `AdversarialTrainer` runs once per micro-batch: `clean_pass(passes)`, then `perturb(passes)`.
 
-    `perturb(passes)` receives a `PerturbedPasses` whose clean pass has run: `passes.clean_gradient` is dL/d(delta)
-    at delta = 0 and `passes.space` measures, steps and projects perturbations. It must end with exactly one
-    `passes.parameter_pass(..., final=True)` and returns the last perturbation, for logging.
+    `clean_pass` runs the clean pass and returns its scaled loss; the default, `passes.clean()`, is a forward and
+    backward that sets `passes.space` and `passes.clean_gradient` (dL/d(delta) at delta = 0). `perturb` must end
+    with exactly one final pass (`passes.parameter_pass(..., final=True)` or `passes.regularized_pass`) and returns
+    the norms of its final perturbation per group, for logging.
 
     Args:
-        eps: the radius of the perturbation (FGM: its size).
         weight: w, the weight of the adversarial term in the parameter gradient.
     """
 
-    def __init__(self, eps, weight):
-        self.eps = eps
+    def __init__(self, weight):
         self.weight = weight
+
+    def clean_pass(self, passes):
+        return passes.clean()
 
     def perturb(self, passes):
         raise NotImplementedError
+
+
+class EmbeddingAttack(TrainingAttack):
+    """An attack that adds a perturbation of radius `eps` (FGM: of size `eps`) to the word-embedding output."""
+
+    def __init__(self, eps, weight):
+        super().__init__(weight)
+        self.eps = eps
 
 
 class IteratedEmbeddingAttack(EmbeddingAttack):
@@ -38,3 +48,23 @@ class IteratedEmbeddingAttack(EmbeddingAttack):
             return passes.space.zeros(), passes.clean_gradient
         delta = passes.space.project(passes.space.random(self.init_mag), self.eps)
         return delta, passes.input_gradient(delta)
+
+
+class SmoothnessRegularizer(EmbeddingAttack):
+    """A method whose adversarial term is lambda * D(f(e), f(e + delta)), D the divergence between predictions.
+
+    The clean pass runs forward only (`passes.clean_forward()`): D depends on the clean prediction too, so the
+    final `passes.regularized_pass` backpropagates the task loss and D through both forwards at once. The start is
+    per-coordinate noise of `noise_scale` (the gradient of D is 0 at delta = 0).
+    """
+
+    def __init__(self, eps, weight, noise, noise_scale):
+        super().__init__(eps, weight)
+        self.noise_distribution = noise
+        self.noise_scale = noise_scale
+
+    def clean_pass(self, passes):
+        return passes.clean_forward()
+
+    def noise(self, passes):
+        return passes.space.noise(self.noise_distribution, self.noise_scale)

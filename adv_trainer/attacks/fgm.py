@@ -21,4 +21,4 @@ class FGM(EmbeddingAttack):
     def perturb(self, passes):
         delta = passes.space.ascend(passes.space.zeros(), passes.clean_gradient, self.eps)
         passes.parameter_pass(delta, self.weight, final=True)
-        return delta
+        return passes.space.norms(delta)

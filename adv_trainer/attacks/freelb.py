@@ -28,4 +28,4 @@ class FreeLB(IteratedEmbeddingAttack):
             delta = space.project(space.ascend(delta, gradient, self.alpha), self.eps)
             last = t == self.steps
             gradient = passes.parameter_pass(delta, self.weight / self.steps, final=last, input_gradient=not last)
-        return delta
+        return passes.space.norms(delta)

@@ -28,4 +28,4 @@ class PGD(IteratedEmbeddingAttack):
             if t < self.steps:
                 gradient = passes.input_gradient(delta)
         passes.parameter_pass(delta, self.weight, final=True)
-        return delta
+        return passes.space.norms(delta)

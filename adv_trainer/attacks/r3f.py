@@ -1,0 +1,28 @@
+"""R3F: Aghajanyan et al., "Better Fine-Tuning by Reducing Representational Collapse", ICLR 2021,
+https://arxiv.org/abs/2008.03156."""
+
+from .base import SmoothnessRegularizer
+
+__all__ = ["R3F"]
+
+
+class R3F(SmoothnessRegularizer):
+    r"""Random noise on the word-embedding output and a symmetric-KL penalty on the change of prediction.
+
+    Update rule, per example, with D the symmetric KL between softmax predictions (squared error for a regression's
+    single output):
+
+        delta ~ U(-sigma, sigma) per coordinate                     (adv_noise="normal": N(0, sigma^2))
+        grad_theta = grad_theta [L(e) + lambda * D(f(e), f(e + delta))]     (one backward through both forwards)
+
+    D is averaged over the micro-batch and scaled like a mean loss under gradient accumulation. No ascent step.
+    Cost per micro-batch: 2 forward passes and one backward through both graphs, about FGM's cost.
+    """
+
+    def __init__(self, weight, noise, noise_scale):
+        super().__init__(None, weight, noise, noise_scale)
+
+    def perturb(self, passes):
+        delta = self.noise(passes)
+        passes.regularized_pass(delta, self.weight)
+        return passes.space.norms(delta)
