@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-METHODS = ["none", "fgm", "pgd", "freelb"]
+METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp"]
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
 ROBUST_COLUMNS = [
     ("eval_robust_accuracy_eps0.05", "PGD eps 0.05"),
@@ -113,21 +113,73 @@ def speed_section(speed):
             f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s.",
             "",
         ]
-    lines += ["![speed](plots/speed.png)", ""]
+    lines += targets_section(speed)
+    lines += ["![speed](plots/speed.png)", "", "![growth](plots/speed_growth.png)", ""]
     plot_speed(speed)
+    plot_growth(speed)
     return lines
+
+
+def targets_section(speed):
+    """The benchmark's targets per shape: methods within 5 % of their floor; PGD-3 and FGM against the recipe."""
+    lines = ["### Targets", ""]
+    header = "| shape | worst method × floor | pgd-k3 / recipe time | fgm / recipe time | pgd-k3 / recipe peak MiB |"
+    lines.append(header)
+    lines.append("|---|---|---|---|---|")
+    for shape_name, shape in speed["shapes"].items():
+        v = shape["variants"]
+        methods = [name for name in v if not name.startswith("recipe")]
+        worst = max(methods, key=lambda name: v[name]["ratio_to_floor"])
+        cells = [shape_name, f"{worst} {v[worst]['ratio_to_floor']:.2f}"]
+        for ours, recipe, key in (
+            ("pgd-k3", "recipe-pgd-k3", "median_s"),
+            ("fgm", "recipe-fgm", "median_s"),
+            ("pgd-k3", "recipe-pgd-k3", "peak_memory_mib"),
+        ):
+            measured = key in v.get(ours, {}) and key in v.get(recipe, {})
+            cells.append(f"{v[ours][key] / v[recipe][key]:.2f}" if measured else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def plot_growth(speed):
+    """Step time and peak memory against the tokens per row, one line per variant."""
+    shapes = list(speed["shapes"].values())
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for variant in all_variants(speed):
+        points = sorted(
+            (shape["mean_tokens_per_row"], shape["variants"][variant])
+            for shape in shapes
+            if variant in shape["variants"]
+        )
+        tokens = [t for t, _ in points]
+        axes[0].plot(tokens, [v["median_s"] for _, v in points], marker="o", label=variant)
+        if all("peak_memory_mib" in v for _, v in points):
+            axes[1].plot(tokens, [v["peak_memory_mib"] for _, v in points], marker="o", label=variant)
+    axes[0].set(xlabel="tokens per row", ylabel="seconds per step", title="step time vs length")
+    axes[1].set(xlabel="tokens per row", ylabel="peak MiB", title="peak memory vs length")
+    axes[0].legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(DOCS / "plots" / "speed_growth.png", dpi=120)
+    plt.close(figure)
+
+
+def all_variants(speed):
+    """Every variant of any shape, in first-seen order (a shape measured by an older run may lack some)."""
+    return list(dict.fromkeys(v for shape in speed["shapes"].values() for v in shape["variants"]))
 
 
 def plot_speed(speed):
     shapes = list(speed["shapes"])
-    variants = list(next(iter(speed["shapes"].values()))["variants"])
+    variants = all_variants(speed)
     figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     width = 0.8 / len(shapes)
     for s, shape in enumerate(shapes):
         values = speed["shapes"][shape]["variants"]
-        xs = [i + s * width for i in range(len(variants))]
-        axes[0].bar(xs, [values[v]["ratio_to_none"] for v in variants], width, label=shape)
-        axes[1].bar(xs, [values[v]["ratio_to_floor"] for v in variants], width, label=shape)
+        present = [i for i, v in enumerate(variants) if v in values]
+        xs = [i + s * width for i in present]
+        axes[0].bar(xs, [values[variants[i]]["ratio_to_none"] for i in present], width, label=shape)
+        axes[1].bar(xs, [values[variants[i]]["ratio_to_floor"] for i in present], width, label=shape)
     for axis, title in zip(axes, ["step time / none", "step time / floor"], strict=True):
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(variants))], variants, rotation=45, ha="right")
         axis.set_title(title)

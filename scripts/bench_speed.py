@@ -3,12 +3,13 @@
 
 One run measures, on the real pretrained all-MiniLM-L6-v2 with batch 32 of real SST-2 text:
 - each method's optimizer step (`AdversarialTrainer.training_step` + optimizer step): none, fgm, pgd K=1,2,3,5,
-  freelb K=3;
+  freelb K=3, smart K=1, r3f, awp;
 - the weight-editing recipe everyone copies, re-implemented below as the baseline to beat: FGM/PGD that clone the
   word-embedding weight, add eps*G/||G|| of its whole gradient in place, and restore it (PGD also backs up every
   parameter gradient and zeroes them between steps);
 - the floor: one full forward+backward (F), one forward + a backward for the input gradient only (I), and the
-  optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's (K+1)F+O, none's F+O.
+  optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's (K+1)F+O, none's F+O; R3F's is FGM's
+  (two forwards, one backward through both) and AWP's, SMART-K's 2F+KI+O.
 Variants are interleaved round by round after a warm-up, so drift hits all alike; medians and min-max are reported.
 Shapes: real rows with dynamic padding (what users run), and fixed lengths built by packing consecutive rows.
 Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
@@ -19,6 +20,7 @@ Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocat
 import argparse
 import csv
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -42,6 +44,9 @@ METHODS = {
     "pgd-k3": {"adv_method": "pgd", "adv_k": 3},
     "pgd-k5": {"adv_method": "pgd", "adv_k": 5},
     "freelb-k3": {"adv_method": "freelb", "adv_k": 3, "adv_init_mag": 0.0},
+    "smart-k1": {"adv_method": "smart", "adv_k": 1},
+    "r3f": {"adv_method": "r3f"},
+    "awp": {"adv_method": "awp"},
 }
 RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
 FLOORS = ("floor-F", "floor-I", "floor-O")
@@ -52,10 +57,14 @@ def floor_of(variant, floor):
     f, i, o = floor["floor-F"], floor["floor-I"], floor["floor-O"]
     if variant == "none":
         return f + o
-    if variant == "fgm" or variant == "recipe-fgm":
+    if variant in ("fgm", "recipe-fgm", "r3f", "awp"):
         return 2 * f + o
     k = int(variant.rsplit("-k", 1)[1])
-    return (k + 1) * f + o if variant.startswith("freelb") else 2 * f + (k - 1) * i + o
+    if variant.startswith("freelb"):
+        return (k + 1) * f + o
+    if variant.startswith("smart"):
+        return 2 * f + k * i + o
+    return 2 * f + (k - 1) * i + o
 
 
 def sst2_batches(tokenizer, length, batch_size, count, device):
@@ -101,6 +110,9 @@ class Bench:
             trainer.create_optimizer()
             self.trainers[name] = trainer
         self.optimizer = self.trainers["none"].optimizer
+        # from_pretrained returns eval mode; training_step switches to train mode but the recipes and floors do not,
+        # and dropout changes both time and memory (SDPA keeps the attention probabilities to drop them out).
+        self.model.train()
 
     def step(self, variant, batch):
         if variant in METHODS:
@@ -181,7 +193,10 @@ def peak_memory_mib(variant, length, device, batch_size, model_path):
         str(batch_size),
     ]
     command += ["--model", model_path] + (["--length", str(length)] if length else [])
-    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    # Two malloc arenas: glibc's default (8 per core) leaves freed blocks in per-thread arenas and makes RSS noisy.
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    completed = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    return float(completed.stdout.strip().splitlines()[-1])
 
 
 def measure_memory(variant, length, device, batch_size, model_path):
@@ -209,6 +224,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
+    parser.add_argument("--update", action="store_true", help="keep the other shapes of an existing --out file")
     parser.add_argument("--measure-memory", metavar="VARIANT", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -225,6 +241,8 @@ def main():
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     variants = [*METHODS, *RECIPES, *FLOORS]
     results = {"machine": machine(args.device), "batch_size": args.batch_size, "rounds": args.rounds, "shapes": {}}
+    if args.update and Path(args.out).is_file():
+        results["shapes"] = json.loads(Path(args.out).read_text())["shapes"]
     for length_name in args.lengths.split(","):
         length = None if length_name == "dynamic" else int(length_name)
         batches = sst2_batches(tokenizer, length, args.batch_size, 4, args.device)
@@ -248,8 +266,9 @@ def main():
                 shape["variants"][variant]["peak_memory_mib"] = memory
         results["shapes"][length_name] = shape
         print(json.dumps({length_name: shape["variants"]}, indent=1), flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        # Written after every shape: the long shapes take many minutes, and an interrupted run keeps the others.
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
 
 
 def machine(device):

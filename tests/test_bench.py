@@ -14,7 +14,7 @@ FLOOR = {"floor-F": 1.0, "floor-I": 0.4, "floor-O": 0.1}
 @pytest.mark.parametrize(
     "variant,floor",
     [("none", 1.1), ("fgm", 2.1), ("recipe-fgm", 2.1), ("pgd-k1", 2.1), ("pgd-k3", 2.9), ("recipe-pgd-k3", 2.9),
-     ("pgd-k5", 3.7), ("freelb-k3", 4.1)],
+     ("pgd-k5", 3.7), ("freelb-k3", 4.1), ("smart-k1", 2.5), ("smart-k2", 2.9), ("r3f", 2.1), ("awp", 2.1)],
 )  # fmt: skip
 def test_pass_count_floors(variant, floor):
     assert bench_speed.floor_of(variant, FLOOR) == pytest.approx(floor)
@@ -44,17 +44,34 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
             results = {"eval_accuracy": base + seed / 100, "train_runtime": 120.0, "eval_robust_accuracy_eps0.05": 0.3}
             records.append({"task": "sst2", "method": method, "seed": seed, "results": results})
     (tmp_path / "results" / "quality.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
-    variant = {"median_s": 1.0, "min_s": 0.9, "max_s": 1.2, "ratio_to_none": 1.0, "ratio_to_floor": 1.02}
+
+    def variant(median, ratio_to_floor, memory):
+        spread = {"min_s": median - 0.1, "max_s": median + 0.2, "ratio_to_none": median}
+        return {"median_s": median, "ratio_to_floor": ratio_to_floor, "peak_memory_mib": memory, **spread}
+
+    dynamic = {
+        "none": variant(1.0, 1.02, 1000),
+        "fgm": variant(2.0, 1.01, 1010),
+        "pgd-k3": variant(3.0, 1.04, 1020),
+        "recipe-fgm": variant(2.5, 1.2, 1100),
+        "recipe-pgd-k3": variant(4.0, 1.3, 1200),
+    }
     speed = {
         "machine": {"device": "cpu", "processor": "x86_64", "cpu_threads": 2, "torch": "2", "transformers": "5"},
         "rounds": 3,
-        "shapes": {"dynamic": {"mean_tokens_per_row": 13.2, "variants": {"none": variant}, "floors": FLOOR}},
+        "shapes": {
+            "dynamic": {"mean_tokens_per_row": 13.2, "variants": dynamic, "floors": FLOOR},
+            "64": {"mean_tokens_per_row": 64, "variants": {"none": variant(2.0, 1.0, 1500)}, "floors": FLOOR},
+        },
     }
     (tmp_path / "results" / "speed.json").write_text(json.dumps(speed))
     bench_report.main()
     report = (tmp_path / "RESULTS.md").read_text()
     assert "| none | 2 | 81.5 ± 0.7 | 30.0 ± 0.0 | 2.0 |" in report
     assert "| pgd | 2 | 84.5 ± 0.7 |" in report
-    assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 |" in report
+    assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 | 1000 |" in report
+    assert "| dynamic | pgd-k3 1.04 | 0.75 | 0.80 | 0.85 |" in report  # the targets, recipes excluded from "worst"
+    assert "| 64 | none 1.00 | – | – | – |" in report  # a shape without the recipes
     assert (tmp_path / "plots" / "quality_sst2.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "speed.png").stat().st_size > 1000
+    assert (tmp_path / "plots" / "speed_growth.png").stat().st_size > 1000
