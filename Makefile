@@ -20,7 +20,7 @@ install:
 train:
 	$(PY) scripts/run_glue.py configs/$(TASK)_minilm_pgd_cpu.yaml
 
-# Benchmarks (docs/RESULTS.md): step time and memory (~30 min on 2 cores), then the resumable quality grid (hours).
+# Benchmarks (docs/RESULTS.md): step time and memory (~1 hour on 2 cores), then the resumable quality grid (hours).
 bench:
 	$(PY) scripts/bench_speed.py
 	$(PY) scripts/bench_report.py
