@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from adv_trainer import AdversarialTrainer
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from adv_trainer.prediction_divergence import prediction_divergence
+from tests.test_attacks import assert_same, trainer_gradients
 from tests.test_models import FAMILIES
 from tests.test_safety import InfAtFirstExample
 from tests.tiny_models import (
@@ -71,18 +72,6 @@ def hand_gradients(model, inputs, delta, weight):
         divergence = symmetric_kl(clean.logits, perturbed.logits)
     total = clean.loss + weight * divergence.mean()
     return torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
-
-
-def trainer_gradients(tmp_path, model, inputs, **adv):
-    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **adv))
-    model.zero_grad()
-    trainer.training_step(model, inputs)
-    return [p.grad.clone() for p in model.parameters() if p.requires_grad]
-
-
-def assert_same(grads_a, grads_b, atol=1e-6):
-    for a, b in zip(grads_a, grads_b, strict=True):
-        torch.testing.assert_close(a, b, atol=atol, rtol=1e-5)
 
 
 def test_the_divergence_is_the_symmetric_kl_and_zero_at_equal_predictions():
