@@ -43,7 +43,8 @@ def quality_section(records):
     lines = ["## Quality: MiniLM on real GLUE", ""]
     lines += [
         "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
-        "(`scripts/bench_quality.py`).",
+        "(`scripts/bench_quality.py`). `train min` is the training loop's wall time in the same runs, on a machine "
+        "that was also running other work: step times are in the speed section.",
         "",
     ]
     for task, metric in TASK_METRIC.items():
