@@ -4,6 +4,8 @@ import functools
 
 import torch.utils.checkpoint
 
+from .adversarial_config import SMOOTHNESS_METHODS
+
 __all__ = ["check_parallelism", "check_model"]
 
 
@@ -35,7 +37,7 @@ def check_model(model, args):
             f"the encoder-decoder model {type(model).__name__}",
             "its shared input embedding runs for the encoder and the decoder in one forward.",
         )
-    if args.adv_method in ("smart", "r3f") and getattr(config, "problem_type", None) == "multi_label_classification":
+    if args.adv_method in SMOOTHNESS_METHODS and getattr(config, "problem_type", None) == "multi_label_classification":
         _refuse(
             f"{args.adv_method} on a multi-label classification",
             "its divergence is defined between softmax (single-label) or regression predictions.",
