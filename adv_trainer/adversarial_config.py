@@ -223,7 +223,7 @@ class AdversarialTrainingArguments(TrainingArguments):
     def _drop_unused(self):
         # A config written for PGD and run with `--adv_method fgm` is legitimate; the leftovers are said and unset.
         used = FIELDS_USED[self.adv_method]
-        for name in ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight"):
+        for name in dict.fromkeys(name for names in FIELDS_USED.values() for name in names):
             if name not in used and getattr(self, name) is not None:
                 warnings.warn(
                     f"`{name}={getattr(self, name)}` is not used by `adv_method='{self.adv_method}'` and is ignored "
