@@ -115,6 +115,14 @@ def speed_section(speed):
             f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s.",
             "",
         ]
+        for run in shape.get("added_runs", []):
+            f = run["floors"]
+            lines += [
+                f"{', '.join(run['variants'])}: measured in a later run (`--variants ... --update`), whose none took "
+                f"{run['none']['median_s']:.3f} s and F = {f['floor-F']:.3f} s, I = {f['floor-I']:.3f} s, "
+                f"O = {f['floor-O']:.3f} s; their × none and × floor are to those.",
+                "",
+            ]
     lines += targets_section(speed)
     lines += ["![speed](plots/speed.png)", "", "![growth](plots/speed_growth.png)", ""]
     plot_speed(speed)
@@ -208,8 +216,9 @@ def reproduce_section():
     lines = ["## How to reproduce", "", "From the repository root, with the GLUE files in `../shared/glue`:", ""]
     lines += [
         "- `python scripts/bench_speed.py` (`make bench`) measures every shape into `docs/results/speed.json`; "
-        "`--lengths dynamic --update` re-measures one shape into the existing file (how the SMART, R3F and AWP rows "
-        "were added).",
+        "`--lengths dynamic --update` re-measures one shape into the existing file, and "
+        "`--lengths 64,128,256 --variants smart-k1,r3f,awp --update` adds variants to the shapes measured (how the "
+        "SMART, R3F and AWP rows were added).",
         "- `python scripts/bench_quality.py --tasks sst2 --methods none fgm pgd freelb --seeds 1 2 3` "
         "(`make bench-quality` runs the whole grid) appends one line per run to `docs/results/quality.jsonl`; each "
         "run is `scripts/run_glue.py --task_name TASK --adv_method METHOD --seed SEED` with "

@@ -15,6 +15,10 @@ Shapes: real rows with dynamic padding (what users run), and fixed lengths built
 Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
 
     python scripts/bench_speed.py --out docs/results/speed.json          # CPU here; --device cuda on a GPU
+    python scripts/bench_speed.py --variants r3f,awp --update            # add variants to the shapes measured
+
+With `--variants`, only those (plus none and the floors, which their ratios need) are timed, and `--update` adds them
+to each shape of the existing file, recording that run's none and floors next to them.
 """
 
 import argparse
@@ -224,7 +228,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
-    parser.add_argument("--update", action="store_true", help="keep the other shapes of an existing --out file")
+    parser.add_argument("--update", action="store_true", help="keep what an existing --out file has measured")
+    parser.add_argument(
+        "--variants", default=",".join([*METHODS, *RECIPES]), help="comma-separated methods and recipes (default: all)"
+    )
     parser.add_argument("--measure-memory", metavar="VARIANT", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -239,7 +246,13 @@ def main():
     torch.manual_seed(0)
     bench = Bench(args.model, args.device)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    variants = [*METHODS, *RECIPES, *FLOORS]
+    measured = args.variants.split(",")
+    unknown = [v for v in measured if v not in [*METHODS, *RECIPES]]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose among {[*METHODS, *RECIPES]}")
+    partial = set(measured) != {*METHODS, *RECIPES}
+    measured = list(dict.fromkeys(["none", *measured]))  # every ratio is to none of the same run
+    variants = [*measured, *FLOORS]
     results = {"machine": machine(args.device), "batch_size": args.batch_size, "rounds": args.rounds, "shapes": {}}
     if args.update and Path(args.out).is_file():
         results["shapes"] = json.loads(Path(args.out).read_text())["shapes"]
@@ -250,7 +263,7 @@ def main():
         times = time_variants(bench, variants, batches, args.rounds, args.warmup)
         medians = {variant: statistics.median(values) for variant, values in times.items()}
         shape = {"mean_tokens_per_row": tokens, "variants": {}}
-        for variant in [*METHODS, *RECIPES]:
+        for variant in measured:
             shape["variants"][variant] = {
                 "median_s": medians[variant],
                 "min_s": min(times[variant]),
@@ -261,14 +274,29 @@ def main():
             }
         shape["floors"] = {floor: medians[floor] for floor in FLOORS}
         if not args.no_memory:
-            for variant in [*METHODS, *RECIPES]:
+            for variant in measured:
                 memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model)
                 shape["variants"][variant]["peak_memory_mib"] = memory
+        if partial and length_name in results["shapes"]:
+            shape = add_to_shape(results["shapes"][length_name], shape)
         results["shapes"][length_name] = shape
         print(json.dumps({length_name: shape["variants"]}, indent=1), flush=True)
         # Written after every shape: the long shapes take many minutes, and an interrupted run keeps the others.
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def add_to_shape(shape, run):
+    """An earlier run's shape with a partial run's variants added; that run's none and floors are kept beside them
+    (its ratios are to those, and the earlier variants' to the shape's own)."""
+    added = {name: v for name, v in run["variants"].items() if name != "none"}
+    merged = {**shape["variants"], **added}
+    shape["variants"] = {name: merged[name] for name in [*METHODS, *RECIPES] if name in merged}  # the tables' order
+    none = run["variants"]["none"]
+    record = {"variants": list(added), "none": none, "floors": run["floors"]}
+    earlier = [{**r, "variants": [v for v in r["variants"] if v not in added]} for r in shape.get("added_runs", [])]
+    shape["added_runs"] = [r for r in earlier if r["variants"]] + [record]
+    return shape
 
 
 def machine(device):

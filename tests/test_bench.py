@@ -35,6 +35,19 @@ def test_the_weight_editing_baseline_restores_the_weight_and_adds_an_adversarial
     assert max((t - c).abs().max().item() for t, c in zip(total, clean, strict=True)) > 1e-6
 
 
+def test_a_partial_run_adds_its_variants_with_its_own_none_and_floors():
+    shape = {"variants": {"none": {"median_s": 1.0}, "recipe-fgm": {"median_s": 2.0}}, "floors": FLOOR}
+    first = {"variants": {"none": {"median_s": 1.1}, "r3f": {"median_s": 2.3}, "awp": {"median_s": 2.4}}, "floors": {}}
+    second = {"variants": {"none": {"median_s": 0.9}, "awp": {"median_s": 1.9}}, "floors": {"floor-F": 0.5}}
+    shape = bench_speed.add_to_shape(bench_speed.add_to_shape(shape, first), second)
+    assert [(name, v["median_s"]) for name, v in shape["variants"].items()] == [
+        ("none", 1.0), ("r3f", 2.3), ("awp", 1.9), ("recipe-fgm", 2.0)
+    ]  # fmt: skip
+    assert shape["floors"] == FLOOR
+    assert [(r["variants"], r["none"]["median_s"]) for r in shape["added_runs"]] == [(["r3f"], 1.1), (["awp"], 0.9)]
+    assert shape["added_runs"][1]["floors"] == {"floor-F": 0.5}
+
+
 def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_report, "DOCS", tmp_path)
     (tmp_path / "results").mkdir()
@@ -61,7 +74,12 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
         "rounds": 3,
         "shapes": {
             "dynamic": {"mean_tokens_per_row": 13.2, "variants": dynamic, "floors": FLOOR},
-            "64": {"mean_tokens_per_row": 64, "variants": {"none": variant(2.0, 1.0, 1500)}, "floors": FLOOR},
+            "64": {
+                "mean_tokens_per_row": 64,
+                "variants": {"none": variant(2.0, 1.0, 1500), "r3f": variant(3.9, 1.03, 1600)},
+                "floors": FLOOR,
+                "added_runs": [{"variants": ["r3f"], "none": variant(1.9, 1.0, 1500), "floors": FLOOR}],
+            },
         },
     }
     (tmp_path / "results" / "speed.json").write_text(json.dumps(speed))
@@ -71,7 +89,10 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     assert "| pgd | 2 | 84.5 ± 0.7 |" in report
     assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 | 1000 |" in report
     assert "| dynamic | pgd-k3 1.04 | 0.75 | 0.80 | 0.85 |" in report  # the targets, recipes excluded from "worst"
-    assert "| 64 | none 1.00 | – | – | – |" in report  # a shape without the recipes
+    assert "| 64 | r3f 1.03 | – | – | – |" in report  # a shape without the recipes
+    assert (
+        "r3f: measured in a later run (`--variants ... --update`), whose none took 1.900 s and F = 1.000 s" in report
+    )
     assert (tmp_path / "plots" / "quality_sst2.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "speed.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "speed_growth.png").stat().st_size > 1000
