@@ -95,7 +95,7 @@ def speed_section(speed):
             "real SST-2 rows, dynamic padding" if shape_name == "dynamic" else f"rows packed to {shape_name} tokens"
         )
         lines += [f"### {title} (mean {shape['mean_tokens_per_row']:.0f} tokens per row)", ""]
-        has_memory = "peak_memory_mib" in next(iter(shape["variants"].values()))
+        has_memory = any("peak_memory_mib" in v for v in shape["variants"].values())
         header = ["variant", "median s", "min–max s", "× none", "× floor"] + (["peak MiB"] if has_memory else [])
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for variant, v in shape["variants"].items():
@@ -107,7 +107,7 @@ def speed_section(speed):
             ]
             cells.append(f"{v['ratio_to_floor']:.2f}")
             if has_memory:
-                cells.append(f"{v['peak_memory_mib']:.0f}")
+                cells.append(f"{v['peak_memory_mib']:.0f}" if "peak_memory_mib" in v else "–")  # a --no-memory run
             lines.append("| " + " | ".join(cells) + " |")
         floors = shape["floors"]
         lines += [

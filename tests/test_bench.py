@@ -62,6 +62,9 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
         spread = {"min_s": median - 0.1, "max_s": median + 0.2, "ratio_to_none": median}
         return {"median_s": median, "ratio_to_floor": ratio_to_floor, "peak_memory_mib": memory, **spread}
 
+    def without_memory(v):
+        return {key: value for key, value in v.items() if key != "peak_memory_mib"}
+
     dynamic = {
         "none": variant(1.0, 1.02, 1000),
         "fgm": variant(2.0, 1.01, 1010),
@@ -76,7 +79,7 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
             "dynamic": {"mean_tokens_per_row": 13.2, "variants": dynamic, "floors": FLOOR},
             "64": {
                 "mean_tokens_per_row": 64,
-                "variants": {"none": variant(2.0, 1.0, 1500), "r3f": variant(3.9, 1.03, 1600)},
+                "variants": {"none": variant(2.0, 1.0, 1500), "r3f": without_memory(variant(3.9, 1.03, 1600))},
                 "floors": FLOOR,
                 "added_runs": [{"variants": ["r3f"], "none": variant(1.9, 1.0, 1500), "floors": FLOOR}],
             },
@@ -89,6 +92,7 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     assert "| pgd | 2 | 84.5 ± 0.7 |" in report
     assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 | 1000 |" in report
     assert "| dynamic | pgd-k3 1.04 | 0.75 | 0.80 | 0.85 |" in report  # the targets, recipes excluded from "worst"
+    assert "| r3f | 3.900 | 3.800–4.100 | 3.90 | 1.03 | – |" in report  # added by a run with --no-memory
     assert "| 64 | r3f 1.03 | – | – | – |" in report  # a shape without the recipes
     assert (
         "r3f: measured in a later run (`--variants ... --update`), whose none took 1.900 s and F = 1.000 s" in report
