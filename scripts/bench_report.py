@@ -32,8 +32,9 @@ ROBUST_COLUMNS = [
 
 def mean_std(values):
     values = [100 * v for v in values]
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.1f} ± {spread:.1f}"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"  # one seed has no spread to show
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def quality_section(records):
