@@ -2,7 +2,8 @@
 """Regenerates docs/RESULTS.md and its plots from the raw benchmark results alone.
 
 Reads docs/results/quality.jsonl (`bench_quality.py`) and docs/results/speed.json (`bench_speed.py`); either may be
-missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, docs/plots/speed.png.
+missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, robustness_<task>.png (tasks
+evaluated under attack), speed.png and speed_growth.png.
 
     python scripts/bench_report.py
 """
@@ -63,6 +64,9 @@ def quality_section(records):
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
         plot_quality(task, metric, methods, by_run)
+        if robust_epsilons(by_run[(task, methods[0])][0]["results"]):
+            lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
+            plot_robustness(task, methods, by_run)
     return lines
 
 
@@ -78,6 +82,30 @@ def plot_quality(task, metric, methods, by_run):
     axis.set_title(f"{task}: dev metric per seed, mean ± std")
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / f"quality_{task}.png", dpi=120)
+    plt.close(figure)
+
+
+def robust_epsilons(results):
+    """The attack radii of the embedding-space PGD evaluation, read from its metric names."""
+    prefix = "eval_robust_accuracy_eps"
+    return sorted(float(key.removeprefix(prefix)) for key in results if key.startswith(prefix))
+
+
+def plot_robustness(task, methods, by_run):
+    """Dev accuracy against the attack radius, ε = 0 being the clean accuracy; mean ± std over seeds per method."""
+    epsilons = robust_epsilons(by_run[(task, methods[0])][0]["results"])
+    keys = ["eval_accuracy", *(f"eval_robust_accuracy_eps{eps:g}" for eps in epsilons)]
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for method in methods:
+        runs = by_run[(task, method)]
+        means = [statistics.mean(100 * r["results"][key] for r in runs) for key in keys]
+        stds = [statistics.stdev(100 * r["results"][key] for r in runs) if len(runs) > 1 else 0 for key in keys]
+        axis.errorbar([0, *epsilons], means, yerr=stds, marker="o", capsize=3, label=method)
+    axis.set(xlabel="PGD attack radius ε (per example)", ylabel="accuracy (×100)")
+    axis.set_title(f"{task}: accuracy under embedding-space PGD")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(DOCS / "plots" / f"robustness_{task}.png", dpi=120)
     plt.close(figure)
 
 

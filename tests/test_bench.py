@@ -101,5 +101,8 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
         "r3f: measured in a later run (`--variants ... --update`), whose none took 1.900 s and F = 1.000 s" in report
     )
     assert (tmp_path / "plots" / "quality_sst2.png").stat().st_size > 1000
+    assert "![sst2 robustness](plots/robustness_sst2.png)" in report
+    assert (tmp_path / "plots" / "robustness_sst2.png").stat().st_size > 1000
+    assert not (tmp_path / "plots" / "robustness_cola.png").exists()  # cola was not evaluated under attack
     assert (tmp_path / "plots" / "speed.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "speed_growth.png").stat().st_size > 1000
