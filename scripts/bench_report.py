@@ -64,9 +64,10 @@ def quality_section(records):
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
         plot_quality(task, metric, methods, by_run)
-        if robust_epsilons(by_run[(task, methods[0])][0]["results"]):
+        radii = robust_radii(by_run[(task, methods[0])][0]["results"])
+        if radii:
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
-            plot_robustness(task, methods, by_run)
+            plot_robustness(task, methods, by_run, radii)
     return lines
 
 
@@ -75,8 +76,7 @@ def plot_quality(task, metric, methods, by_run):
     for x, method in enumerate(methods):
         values = [100 * r["results"][metric] for r in by_run[(task, method)]]
         axis.scatter([x] * len(values), values, color="tab:blue", alpha=0.6)
-        axis.errorbar(x + 0.15, statistics.mean(values), yerr=statistics.stdev(values) if len(values) > 1 else 0,
-                      fmt="o", color="black", capsize=4)  # fmt: skip
+        axis.errorbar(x + 0.15, statistics.mean(values), yerr=seed_spread(values), fmt="o", color="black", capsize=4)
     axis.set_xticks(range(len(methods)), methods)
     axis.set_ylabel(f"{metric.removeprefix('eval_')} (×100)")
     axis.set_title(f"{task}: dev metric per seed, mean ± std")
@@ -85,22 +85,25 @@ def plot_quality(task, metric, methods, by_run):
     plt.close(figure)
 
 
-def robust_epsilons(results):
-    """The attack radii of the embedding-space PGD evaluation, read from its metric names."""
+def seed_spread(values):
+    """The error bar over seeds: their standard deviation, none for a single seed."""
+    return statistics.stdev(values) if len(values) > 1 else 0
+
+
+def robust_radii(results):
+    """{attack radius: metric name} of the embedding-space PGD evaluation, ε = 0 being the clean accuracy."""
     prefix = "eval_robust_accuracy_eps"
-    return sorted(float(key.removeprefix(prefix)) for key in results if key.startswith(prefix))
+    radii = {float(key.removeprefix(prefix)): key for key in results if key.startswith(prefix)}
+    return {0.0: "eval_accuracy", **dict(sorted(radii.items()))} if radii else {}
 
 
-def plot_robustness(task, methods, by_run):
-    """Dev accuracy against the attack radius, ε = 0 being the clean accuracy; mean ± std over seeds per method."""
-    epsilons = robust_epsilons(by_run[(task, methods[0])][0]["results"])
-    keys = ["eval_accuracy", *(f"eval_robust_accuracy_eps{eps:g}" for eps in epsilons)]
+def plot_robustness(task, methods, by_run, radii):
+    """Dev accuracy against the attack radius; mean ± std over seeds per method."""
     figure, axis = plt.subplots(figsize=(5, 3.2))
     for method in methods:
-        runs = by_run[(task, method)]
-        means = [statistics.mean(100 * r["results"][key] for r in runs) for key in keys]
-        stds = [statistics.stdev(100 * r["results"][key] for r in runs) if len(runs) > 1 else 0 for key in keys]
-        axis.errorbar([0, *epsilons], means, yerr=stds, marker="o", capsize=3, label=method)
+        values = [[100 * r["results"][key] for r in by_run[(task, method)]] for key in radii.values()]
+        means, spreads = [statistics.mean(v) for v in values], [seed_spread(v) for v in values]
+        axis.errorbar(list(radii), means, yerr=spreads, marker="o", capsize=3, label=method)
     axis.set(xlabel="PGD attack radius ε (per example)", ylabel="accuracy (×100)")
     axis.set_title(f"{task}: accuracy under embedding-space PGD")
     axis.legend(fontsize=7)
