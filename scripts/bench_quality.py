@@ -43,8 +43,8 @@ def finished(path):
     return {(r["task"], r["method"], r["seed"]) for r in map(json.loads, path.read_text().splitlines())}
 
 
-def run(task, method, seed, glue_dir, scratch):
-    output_dir = Path(scratch) / f"{task}_{method}_{seed}"
+def run(task, method, seed, glue_dir, models_dir):
+    output_dir = Path(models_dir) / f"{task}_{method}_{seed}"
     command = [sys.executable, str(ROOT / "scripts" / "run_glue.py"), "--task_name", task, "--adv_method", method]
     command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *ROBUSTNESS.get(task, [])]
     if glue_dir:
@@ -62,18 +62,25 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--glue_dir", default=None, help="GLUE folder (default: GLUE_DIR, else ../shared/glue)")
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument(
+        "--models_dir",
+        default=None,
+        help="Keep each run's output folder (model, eval_results.json) in DIR/<task>_<method>_<seed>, so columns "
+        "added later can be evaluated without retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
+    )
     args = parser.parse_args()
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
     done = finished(results)
     with tempfile.TemporaryDirectory() as scratch:
+        models_dir = args.models_dir or scratch
         # Seeds outermost: a stopped grid has every method at the same number of seeds.
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
                     if (task, method, seed) in done:
                         continue
-                    record = run(task, method, seed, args.glue_dir, scratch)
+                    record = run(task, method, seed, args.glue_dir, models_dir)
                     with open(results, "a", encoding="utf-8") as f:
                         f.write(json.dumps(record) + "\n")
                     print(json.dumps(record), flush=True)
