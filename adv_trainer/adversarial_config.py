@@ -181,11 +181,13 @@ class AdversarialTrainingArguments(TrainingArguments):
             "symmetric-KL (MSE for regression) regulariser."
         },
     )
-    adv_start_step: int = field(
+    adv_start_step: float = field(
         default=0,
         metadata={
             "help": "Optimizer step from which adversarial passes run; earlier steps train as `adv_method=none` "
-            "(FreeLB's adv-begin-iter). Counted in global steps, so a resumed run starts where it left off."
+            "(FreeLB's adv-begin-iter). A whole number >= 1 is a step; a fraction in [0, 1) is that share of the "
+            "run's optimizer steps, rounded up (like `warmup_steps`). Counted in global steps, so a resumed run "
+            "starts where it left off."
         },
     )
 
@@ -197,8 +199,7 @@ class AdversarialTrainingArguments(TrainingArguments):
         self.adv_scope = _require_choice("adv_scope", self.adv_scope, AdversarialScope)
         if self.adv_noise is not None:
             self.adv_noise = _require_choice("adv_noise", self.adv_noise, AdversarialNoise)
-        if self.adv_start_step < 0:
-            raise ValueError(f"`adv_start_step` must be >= 0, got {self.adv_start_step}.")
+        self.adv_start_step = _start_step(self.adv_start_step)
         self._drop_unused()
         if self.adv_method == AdversarialMethod.NONE:
             return
@@ -262,6 +263,22 @@ class AdversarialTrainingArguments(TrainingArguments):
             )
         if not 0 <= self.adv_weight < math.inf:
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")
+
+
+def _start_step(value):
+    """`adv_start_step` as an int step (>= 1 or 0) or a float fraction in (0, 1), the convention of `warmup_steps`."""
+    if not 0 <= value < math.inf:
+        raise ValueError(
+            f"`adv_start_step` must be a step >= 0 or a fraction of the run in [0, 1), got {value}; e.g. 500 or 0.1."
+        )
+    if 0 < value < 1:
+        return float(value)
+    if value != int(value):
+        raise ValueError(
+            f"`adv_start_step` must be a whole number of steps, or a fraction of the run below 1, got {value}; "
+            f"e.g. {int(value)} or 0.1."
+        )
+    return int(value)
 
 
 def _require_choice(name, value, choices):

@@ -1,5 +1,7 @@
 """`AdversarialTrainer`: `Trainer` whose training step adds adversarial passes on the word-embedding output."""
 
+import math
+
 from accelerate.utils.memory import clear_device_cache
 from transformers import Trainer
 
@@ -114,7 +116,12 @@ class AdversarialTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
     def _adversarial_step_now(self):
-        return self.attack is not None and self.state.global_step >= self.args.adv_start_step
+        return self.attack is not None and self.state.global_step >= self._first_adversarial_step()
+
+    def _first_adversarial_step(self):
+        """`adv_start_step` in optimizer steps: a fraction counts in this run's `max_steps`, rounded up."""
+        start = self.args.adv_start_step
+        return start if isinstance(start, int) else math.ceil(start * self.state.max_steps)
 
     def _loss_scale(self, model, inputs, num_items_in_batch):
         """The factor that turns this micro-batch's loss into its share of the accumulated batch's loss.

@@ -122,7 +122,15 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
         ({"adv_method": "freelb", "adv_k": 0}, "`adv_k` must be >= 1 for `adv_method='freelb'`, got 0"),
         ({"adv_method": "pgd", "adv_init_mag": -0.1}, "`adv_init_mag` must be >= 0 and finite, got -0.1"),
         ({"adv_method": "fgm", "adv_weight": -1.0}, "`adv_weight` must be >= 0 and finite, got -1.0"),
-        ({"adv_method": "pgd", "adv_start_step": -1}, "`adv_start_step` must be >= 0, got -1"),
+        ({"adv_method": "pgd", "adv_start_step": -1}, "`adv_start_step` must be a step >= 0 or a fraction of the run"),
+        (
+            {"adv_method": "pgd", "adv_start_step": float("nan")},
+            "must be a step >= 0 or a fraction of the run in [0, 1)",
+        ),
+        (
+            {"adv_method": "pgd", "adv_start_step": 2.5},
+            "must be a whole number of steps, or a fraction of the run below",
+        ),
         ({"adv_method": "r3f", "adv_noise": "gamma"}, "`adv_noise` must be one of ['normal', 'uniform'], got 'gamma'"),
         ({"adv_method": "r3f", "adv_init_mag": 0.0}, "`adv_init_mag` is r3f's noise scale and must be > 0"),
         ({"adv_method": "smart", "adv_init_mag": -1e-5}, "`adv_init_mag` is smart's noise scale and must be > 0"),
@@ -135,3 +143,9 @@ def test_invalid_values_name_the_field_the_value_and_the_fix(kwargs, message):
     with pytest.raises(ValueError) as error:
         make(**kwargs)
     assert message in str(error.value)
+
+
+@pytest.mark.parametrize("given,stored", [(0, 0), (3, 3), (3.0, 3), (0.25, 0.25)])
+def test_adv_start_step_is_a_step_or_a_fraction_of_the_run(given, stored):
+    start = make(adv_method="fgm", adv_start_step=given).adv_start_step
+    assert start == stored and type(start) is type(stored)

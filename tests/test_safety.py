@@ -57,6 +57,13 @@ def test_adversarial_passes_start_at_adv_start_step(tmp_path):
     assert ["adv_loss" in log for log in logs] == [False, False, True]
 
 
+def test_a_fractional_adv_start_step_counts_in_the_runs_steps_rounded_up(tmp_path):
+    # 0.3 of 4 steps is 1.2: rounded up (like `warmup_steps`), steps 0 and 1 train plain.
+    trainer = train(tiny_bert(), tmp_path, classification_rows(16), max_steps=4, adv_method="fgm", adv_start_step=0.3)
+    logs = trainer.state.log_history[:4]
+    assert ["adv_loss" in log for log in logs] == [False, False, True, True]
+
+
 def test_logged_loss_is_the_clean_loss(tmp_path):
     rows = classification_rows(8)
     plain = train(tiny_bert(), tmp_path / "none", rows, max_steps=1)

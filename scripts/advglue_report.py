@@ -1,0 +1,110 @@
+"""The AdvGLUE section of docs/RESULTS.md: each method's AdvGLUE accuracy and its paired difference from `none`.
+
+A quality-grid record of a task evaluated on AdvGLUE holds, under `advglue`, the per-example outcome of its model in
+the file's order: `idx`, `correct` (1/0 on the adversarial example) and `benign_correct` (1/0 on its benign
+original, None where it has none). The comparison named in docs/results/advglue_preregistration.md: per example, the
+method's correctness averaged over its seeds minus `none`'s, averaged over examples, with a percentile bootstrap
+interval over examples (`scipy.stats.bootstrap`). One example of AdvGLUE SST-2 is 0.68 points, so differences of a
+point or two are inside the interval.
+"""
+
+import statistics
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.stats import bootstrap
+
+__all__ = ["advglue_section", "paired_difference"]
+
+BASELINE = "none"
+PREREGISTERED = "creat"  # docs/results/advglue_preregistration.md, written before any result
+RESAMPLES = 10_000
+
+
+def per_example(runs, key="correct"):
+    """(seeds, examples) outcomes of `runs`, checked to cover the same examples in the same order."""
+    orders = {tuple(run["advglue"]["idx"]) for run in runs}
+    if len(orders) != 1:
+        raise ValueError("AdvGLUE records of one comparison cover different examples; re-run their evaluation.")
+    return np.array([run["advglue"][key] for run in runs], dtype=float)
+
+
+def paired_difference(method_runs, baseline_runs, confidence=0.95):
+    """(difference, low, high) ×100: mean over examples of the seed-averaged correctness of the method minus the
+    baseline's, and its percentile bootstrap interval over examples at `confidence`."""
+    method, baseline = per_example(method_runs), per_example(baseline_runs)
+    if [r["advglue"]["idx"] for r in method_runs[:1]] != [r["advglue"]["idx"] for r in baseline_runs[:1]]:
+        raise ValueError("The method's and the baseline's AdvGLUE records cover different examples.")
+    differences = method.mean(axis=0) - baseline.mean(axis=0)  # (examples,)
+    interval = bootstrap(
+        (differences,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method="percentile",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval  # fmt: skip
+    return 100 * differences.mean(), 100 * interval.low, 100 * interval.high
+
+
+def accuracy(runs, key):
+    """Per seed, the accuracy ×100 over the examples with an outcome for `key` (benign: those with an original)."""
+    values = []
+    for run in runs:
+        outcomes = [o for o in run["advglue"][key] if o is not None]
+        values.append(100 * sum(outcomes) / len(outcomes))
+    return values
+
+
+def mean_std(values):
+    return (
+        f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    )
+
+
+def advglue_section(task, clean_metric, methods, by_run, plots_dir):
+    """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy."""
+    methods = [m for m in methods if all("advglue" in r for r in by_run.get((task, m), [{}]))]
+    if BASELINE not in methods:
+        return []
+    others = [m for m in methods if m not in (BASELINE, PREREGISTERED)]
+    corrected = 1 - 0.05 / max(len(others), 1)  # Bonferroni over the methods not named beforehand
+    lines = [
+        f"### AdvGLUE {task}",
+        "",
+        f"Accuracy (×100) on AdvGLUE's adversarial {task} examples and on the benign originals of those that have "
+        f"one, mean ± std over seeds; Δ vs none: per example, the seed-averaged correctness minus none's, averaged "
+        f"over examples, with a 95 % percentile bootstrap interval over examples ({RESAMPLES:,} resamples). "
+        f"`{PREREGISTERED}` is the method named before its results "
+        "([advglue_preregistration.md](results/advglue_preregistration.md)); the others' intervals are Bonferroni-"
+        f"corrected to {100 * corrected:.1f} % over {len(others)} comparisons.",
+        "",
+        "| method | seeds | clean dev | AdvGLUE | benign originals | Δ AdvGLUE vs none [interval] |",
+        "|---|---|---|---|---|---|",
+    ]
+    figure, axis = plt.subplots(figsize=(5, 3.6))
+    markers = "osD^vP*Xh"
+    for i, method in enumerate(methods):
+        runs = by_run[(task, method)]
+        clean = [100 * r["results"][clean_metric] for r in runs]
+        adversarial, benign = accuracy(runs, "correct"), accuracy(runs, "benign_correct")
+        cells = [method, str(len(runs)), mean_std(clean), mean_std(adversarial), mean_std(benign)]
+        if method == BASELINE:
+            cells.append("–")
+        else:
+            level = 0.95 if method == PREREGISTERED else corrected
+            difference, low, high = paired_difference(runs, by_run[(task, BASELINE)], level)
+            named = "" if method == PREREGISTERED else f" at {100 * level:.1f} %"
+            cells.append(f"{difference:+.1f} [{low:+.1f}, {high:+.1f}]{named}")
+        lines.append("| " + " | ".join(cells) + " |")
+        axis.errorbar(
+            statistics.mean(clean), statistics.mean(adversarial), xerr=spread(clean), yerr=spread(adversarial),
+            marker=markers[i % len(markers)], color=f"C{i}", capsize=3, linestyle="none", label=method,
+        )  # fmt: skip
+    axis.set(xlabel="clean dev accuracy (×100)", ylabel=f"AdvGLUE {task} accuracy (×100)")
+    axis.set_title(f"{task}: clean against AdvGLUE, mean ± std over seeds")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(plots_dir / f"advglue_{task}.png", dpi=120)
+    plt.close(figure)
+    return lines + ["", f"![AdvGLUE {task}](plots/advglue_{task}.png)", ""]
+
+
+def spread(values):
+    return statistics.stdev(values) if len(values) > 1 else 0

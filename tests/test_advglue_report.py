@@ -1,0 +1,58 @@
+"""The AdvGLUE comparison of the quality report: the paired difference and its interval, on made-up records."""
+
+import pytest
+
+from scripts import advglue_report
+
+
+def record(method, seed, correct, benign=None, accuracy=0.8):
+    benign = benign if benign is not None else [None] * len(correct)
+    advglue = {"idx": list(range(len(correct))), "correct": correct, "benign_correct": benign}
+    return {"task": "sst2", "method": method, "seed": seed, "results": {"eval_accuracy": accuracy}, "advglue": advglue}
+
+
+def test_the_paired_difference_is_the_mean_per_example_gain_and_its_interval_covers_it():
+    # 100 examples; the method gets examples 0-9 right that none gets wrong, in every seed: +10 points exactly.
+    none = [record("none", s, [0] * 10 + [1] * 45 + [0] * 45) for s in (1, 2, 3)]
+    method = [record("pgd", s, [1] * 10 + [1] * 45 + [0] * 45) for s in (1, 2, 3)]
+    difference, low, high = advglue_report.paired_difference(method, none)
+    assert difference == pytest.approx(10.0)
+    assert 3 < low < 10 < high < 17  # a binomial-sized interval: sqrt(0.1 * 0.9 / 100) ≈ 3 points per side
+
+
+def test_seeds_are_averaged_per_example_before_the_difference():
+    none = [record("none", 1, [0, 0]), record("none", 2, [0, 0])]
+    method = [record("fgm", 1, [1, 0]), record("fgm", 2, [0, 0])]  # example 0 right in one of two seeds
+    assert advglue_report.paired_difference(method, none)[0] == pytest.approx(25.0)
+
+
+def test_identical_outcomes_give_zero_with_a_zero_width_interval():
+    runs = [record("none", 1, [1, 0, 1, 1])]
+    assert advglue_report.paired_difference(runs, runs) == pytest.approx((0.0, 0.0, 0.0))
+
+
+def test_records_of_different_examples_are_refused():
+    shifted = record("pgd", 1, [1, 0])
+    shifted["advglue"]["idx"] = [5, 6]
+    with pytest.raises(ValueError, match="different examples"):
+        advglue_report.paired_difference([shifted], [record("none", 1, [1, 0])])
+
+
+def test_the_section_tables_every_method_and_draws_the_plot(tmp_path):
+    by_run = {
+        ("sst2", "none"): [record("none", s, [1, 0, 0, 1], [1, 1, None, 1], 0.83) for s in (1, 2)],
+        ("sst2", "creat"): [record("creat", s, [1, 1, 0, 1], [1, 1, None, 1], 0.84) for s in (1, 2)],
+        ("sst2", "pgd"): [record("pgd", s, [1, 0, 0, 1], [1, 0, None, 1], 0.85) for s in (1, 2)],
+    }
+    lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd", "creat"], by_run, tmp_path)
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert rows["none"] == "| none | 2 | 83.0 ± 0.0 | 50.0 ± 0.0 | 100.0 ± 0.0 | – |"
+    assert rows["creat"].startswith("| creat | 2 | 84.0 ± 0.0 | 75.0 ± 0.0 | 100.0 ± 0.0 | +25.0 [")
+    assert rows["creat"].endswith("] |")  # named beforehand: a plain 95 % interval
+    assert rows["pgd"].endswith(" at 95.0 % |") and "66.7" in rows["pgd"]  # benign: 2 of 3 originals
+    assert (tmp_path / "advglue_sst2.png").stat().st_size > 0
+
+
+def test_no_section_without_the_baselines_advglue_records(tmp_path):
+    by_run = {("sst2", "pgd"): [record("pgd", 1, [1])], ("sst2", "none"): [{"results": {}}]}
+    assert advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd"], by_run, tmp_path) == []
