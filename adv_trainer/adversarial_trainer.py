@@ -43,7 +43,6 @@ class AdversarialTrainer(Trainer):
         self._loss_divides_by_num_items = None
         self._model_checked = False
         self._adversarial_metrics = AdversarialMetrics()
-        self._adversarial_logged_step = 0
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         model.train()
@@ -80,7 +79,7 @@ class AdversarialTrainer(Trainer):
         if not passes.final_pass_done:
             raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
-        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped)
+        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped, self.state.global_step)
         return clean_loss
 
     def evaluate_robustness(
@@ -112,9 +111,7 @@ class AdversarialTrainer(Trainer):
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the adversarial statistics of the same steps
-            steps = self.state.global_step - self._adversarial_logged_step
-            self._adversarial_logged_step = self.state.global_step
-            logs = {**logs, **self._adversarial_metrics.pop(steps, self.accelerator)}
+            logs = {**logs, **self._adversarial_metrics.pop(self.accelerator)}
         super().log(logs, *args, **kwargs)
 
     def _adversarial_step_now(self):

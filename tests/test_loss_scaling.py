@@ -9,7 +9,15 @@ import torch
 from transformers import Trainer
 
 from adv_trainer.loss_normalisation import loss_divides_by_num_items
-from tests.tiny_models import classification_rows, lm_rows, max_weight_difference, tiny_bert, tiny_gpt2, train
+from tests.tiny_models import (
+    classification_rows,
+    lm_rows,
+    max_weight_difference,
+    mean_loss,
+    tiny_bert,
+    tiny_gpt2,
+    train,
+)
 
 METHODS = {
     "none": {},
@@ -83,11 +91,6 @@ def test_a_micro_batch_without_labelled_tokens_postpones_the_decision(tmp_path):
 
 def normalised_loss(outputs, labels, num_items_in_batch=None):
     return torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="sum") / num_items_in_batch
-
-
-def mean_loss(outputs, labels, num_items_in_batch=None):
-    """A `compute_loss_func` that ignores the item count: the mean over its own micro-batch."""
-    return torch.nn.functional.cross_entropy(outputs.logits, labels)
 
 
 def test_compute_loss_func_normalised_by_num_items_in_batch_keeps_the_count(tmp_path):
