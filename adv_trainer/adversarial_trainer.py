@@ -44,6 +44,20 @@ class AdversarialTrainer(Trainer):
         self._model_checked = False
         self._adversarial_metrics = AdversarialMetrics()
 
+    def _hp_search_setup(self, trial):
+        """`Trainer.train` calls this first. A `hyperparameter_search` trial sets its values on `args` (transformers
+        does so with `setattr`): here each trial starts from the `adv_*` values given at construction, takes its own,
+        has its defaults re-resolved (PGD's alpha follows a searched eps) and validated, and gets its own attack."""
+        searching = self.hp_search_backend is not None and trial is not None
+        if searching:
+            self.args.reset_adversarial_fields()
+        super()._hp_search_setup(trial)
+        if searching:
+            self.args.resolve_adversarial_fields()
+            self.attack = build_attack(self.args)
+            self._model_checked = False  # `model_init` builds a new model per trial, checked against the new args
+        self._adversarial_metrics = AdversarialMetrics()
+
     def training_step(self, model, inputs, num_items_in_batch=None):
         model.train()
         if callable(getattr(self.optimizer, "train", None)):
