@@ -138,7 +138,8 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "alpha: the size of each ascent step of PGD, FreeLB and SMART; AWP: the step relative to each "
-            "weight tensor's norm. " + _DEFAULTS_HELP
+            "weight tensor's norm. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and FreeLB's "
+            "alpha is 0.3 eps and SMART's eps (their rows' ratio)."
         },
     )
     adv_k: int | None = field(
@@ -174,6 +175,7 @@ class AdversarialTrainingArguments(TrainingArguments):
             "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
             "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. "
             + _DEFAULTS_HELP
+            + " Unset with a finite `adv_epsilon` given, FreeLB's keeps its row's ratio to eps (eps/2 per example)."
         },
     )
     adv_noise: str | None = field(
