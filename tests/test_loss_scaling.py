@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from transformers import Trainer
+from transformers import BertForSequenceClassification, Trainer
 
 from adv_trainer.loss_normalisation import loss_divides_by_num_items
 from tests.tiny_models import (
@@ -153,6 +153,27 @@ def test_both_probe_calls_draw_the_same_numbers_and_the_state_is_restored(draw):
     assert loss_divides_by_num_items(compute_loss, model, {}, torch.tensor(4), fallback=False) is True
     assert calls == [False, False] and model.training
     assert_same_random_states(random_states(), before)
+
+
+class RandomlyScaledBert(BertForSequenceClassification):
+    """BERT whose loss is scaled by a draw from Python's, NumPy's or torch's generator, in eval mode too."""
+
+    draw = None
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        outputs = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        noise = {"python": random.random, "numpy": np.random.rand, "dropout": lambda: float(torch.rand(()))}[self.draw]
+        outputs.loss = outputs.loss * (1.0 + noise())
+        return outputs
+
+
+@pytest.mark.parametrize("draw", ["python", "numpy", "dropout"])
+def test_a_model_drawing_random_numbers_is_measured_and_trains(tmp_path, draw):
+    model = RandomlyScaledBert(tiny_bert().config)
+    model.draw = draw
+    trainer = train(model, tmp_path, classification_rows(8), gradient_accumulation_steps=2, max_steps=1)
+    assert trainer._loss_divides_by_num_items is False  # BERT's mean, measured despite the noise
+    assert max_weight_difference(model, trainer.model) > 1e-4
 
 
 @pytest.mark.parametrize(
