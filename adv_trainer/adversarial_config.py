@@ -3,7 +3,7 @@
 import enum
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from transformers import TrainingArguments
 
@@ -79,6 +79,11 @@ DEFAULTS = {
     ("awp", "example", "l2"): {"epsilon": 1e-3, "alpha": 1.0},
 }
 
+# Defaults that are a fraction of their row's eps (PGD's and FreeLB's alpha/eps = 0.3, FreeLB's random start at eps/2,
+# SMART's one step to the radius): when `adv_epsilon` is given and they are not, they keep that fraction of it, so that
+# K steps still reach the radius. An unbounded eps (inf) takes the row's values.
+FOLLOW_EPSILON = {"pgd": ("alpha",), "freelb": ("alpha", "init_mag"), "smart": ("alpha",)}
+
 # The adv_* hyperparameters each method reads; the others are reset to None with a warning.
 FIELDS_USED = {
     "none": (),
@@ -98,9 +103,15 @@ class AdversarialTrainingArguments(TrainingArguments):
     r"""
     `TrainingArguments` plus the hyperparameters of adversarial training on the word-embedding output.
 
-    Every `adv_*` field left at `None` takes the default of its (method, scope, norm) row in `DEFAULTS`. A field that
-    the chosen method does not use (FGM takes one step of size `adv_epsilon`: no `adv_k`, `adv_alpha`,
-    `adv_init_mag`; `adv_method="none"` uses none of them) is reset to `None` with a warning that names it.
+    Every `adv_*` field left at `None` takes the default of its (method, scope, norm) row in `DEFAULTS`; where
+    `adv_epsilon` is given, PGD's, FreeLB's and SMART's default `adv_alpha` (and FreeLB's `adv_init_mag`) keep their
+    row's ratio to eps instead (`FOLLOW_EPSILON`; e.g. PGD: alpha = 0.3 eps). A field that the chosen method does not
+    use (FGM takes one step of size `adv_epsilon`: no `adv_k`, `adv_alpha`, `adv_init_mag`; `adv_method="none"` uses
+    none of them) is reset to `None` with a warning that names it.
+
+    The values as given are remembered: a hyperparameter search that sets `adv_*` fields per trial calls
+    `reset_adversarial_fields()` before and `resolve_adversarial_fields()` after, so each trial's defaults follow its
+    own values and are validated (`AdversarialTrainer` does this in `_hp_search_setup`).
     """
 
     adv_method: str = field(
@@ -127,7 +138,8 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "alpha: the size of each ascent step of PGD, FreeLB and SMART; AWP: the step relative to each "
-            "weight tensor's norm. " + _DEFAULTS_HELP
+            "weight tensor's norm. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and FreeLB's "
+            "alpha is 0.3 eps and SMART's eps (their rows' ratio)."
         },
     )
     adv_k: int | None = field(
@@ -163,6 +175,7 @@ class AdversarialTrainingArguments(TrainingArguments):
             "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
             "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. "
             + _DEFAULTS_HELP
+            + " Unset with a finite `adv_epsilon` given, FreeLB's keeps its row's ratio to eps (eps/2 per example)."
         },
     )
     adv_noise: str | None = field(
@@ -193,6 +206,19 @@ class AdversarialTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         super().__post_init__()
+        self._adversarial_given = {name: getattr(self, name) for name in _ADVERSARIAL_FIELDS}
+        self.resolve_adversarial_fields()
+
+    def reset_adversarial_fields(self):
+        """Sets every `adv_*` field back to its value at construction (`None` where a default was filled in)."""
+        for name, value in self._adversarial_given.items():
+            setattr(self, name, value)
+
+    def resolve_adversarial_fields(self):
+        """Validates the `adv_*` fields and fills those left at `None` from `DEFAULTS`, as at construction.
+
+        Raises ValueError naming the field, its value and the fix for an invalid value or combination.
+        """
         # Stored as plain strings, so that `to_dict()`, JSON and the DEFAULTS lookup see the same values.
         self.adv_method = _require_choice("adv_method", self.adv_method, AdversarialMethod)
         self.adv_norm = _require_choice("adv_norm", self.adv_norm, AdversarialNorm)
@@ -214,8 +240,11 @@ class AdversarialTrainingArguments(TrainingArguments):
                 "weight tensor's L2 norm and its box is per element. Leave `adv_norm` at 'l2'."
             )
         defaults = DEFAULTS[(self.adv_method, self.adv_scope, self.adv_norm)]
+        follow = self.adv_epsilon is not None and math.isfinite(self.adv_epsilon)
         for name, value in defaults.items():
             if getattr(self, f"adv_{name}") is None:
+                if follow and name in FOLLOW_EPSILON.get(self.adv_method, ()):
+                    value = value * (self.adv_epsilon / defaults["epsilon"])
                 setattr(self, f"adv_{name}", value)
         if self.adv_weight is None:
             self.adv_weight = 1.0
@@ -279,6 +308,9 @@ def _start_step(value):
             f"e.g. {int(value)} or 0.1."
         )
     return int(value)
+
+
+_ADVERSARIAL_FIELDS = tuple(f.name for f in fields(AdversarialTrainingArguments) if f.name.startswith("adv_"))
 
 
 def _require_choice(name, value, choices):

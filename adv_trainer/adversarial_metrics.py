@@ -10,35 +10,46 @@ class AdversarialMetrics:
 
     Logged, like the Trainer's `loss`, per optimizer step and averaged over processes:
     - `adv_loss`: the adversarial loss (FreeLB: the mean over its K passes; SMART/R3F: the divergence regulariser),
-      scaled like the clean loss;
+      scaled like the clean loss, averaged over the optimizer steps that ran the adversarial passes (steps before
+      `adv_start_step` do not count);
     - `adv_delta_norm`: the mean norm of the final perturbation per group (example, or micro-batch in vocab scope;
       AWP: ||V|| / ||W|| over the perturbed weights);
     - `adv_skipped`: groups whose ascent step was dropped because their gradient was not finite (summed).
+
+    Each divisor is a count summed by the same reduction as its statistic, so the averages are right whether
+    accelerate reduces over processes (DDP) or not (one process, or processes that each train their own copy).
     """
 
     def __init__(self):
-        self._sums = None  # [loss, delta norm sum, delta norm count, skipped]
+        self._sums = None  # [loss, delta norm sum, delta norm count, skipped, optimizer steps with passes]
+        self._last_step = None
 
-    def update(self, adversarial_loss, delta_norms, skipped):
+    def update(self, adversarial_loss, delta_norms, skipped, global_step):
+        """Adds one micro-batch; `adversarial_loss` is its scaled share of the optimizer step `global_step`."""
+        new_step = global_step != self._last_step  # the first micro-batch of an optimizer step
+        self._last_step = global_step
         values = torch.stack(
             [
                 adversarial_loss.float(),
                 delta_norms.sum(),
                 delta_norms.new_tensor(float(delta_norms.numel())),
                 skipped.float(),
+                delta_norms.new_tensor(float(new_step)),
             ]
         )
         self._sums = values if self._sums is None else self._sums + values
 
-    def pop(self, optimizer_steps, accelerator):
+    def pop(self, accelerator):
         """The averages since the last call, reduced over processes; {} when no adversarial pass ran."""
+        self._last_step = None  # logs fall between optimizer steps
         if self._sums is None:
             return {}
         sums = accelerator.reduce(self._sums, reduction="sum")
         self._sums = None
-        loss, norm_sum, norm_count, skipped = sums.tolist()
+        loss, norm_sum, norm_count, skipped, steps = sums.tolist()
         return {
-            "adv_loss": loss / accelerator.num_processes / max(optimizer_steps, 1),
+            # Both sums run over the same processes: the mean per process and optimizer step.
+            "adv_loss": loss / max(steps, 1.0),
             "adv_delta_norm": norm_sum / max(norm_count, 1.0),
             "adv_skipped": int(skipped),
         }

@@ -25,10 +25,10 @@ class AdversarialTrainer(Trainer):
     optimizer steps on grad L(e) + w * (adversarial term); see the attack classes for each update rule.
 
     Every backward of a micro-batch is scaled like its clean loss, so gradient accumulation gives the update of one
-    large batch. Whether a model's loss divides by `num_items_in_batch` is measured once on the first batch
-    (`loss_normalisation`), not guessed from its signature; set `loss_is_scaled_for_ga` to True or False to skip the
-    measurement. `args` must be `AdversarialTrainingArguments`; `adv_method="none"` is plain fine-tuning with that
-    same loss scaling.
+    large batch. Whether the loss (the model's or `compute_loss_func`'s) divides by `num_items_in_batch` is measured
+    once on the first batch (`loss_normalisation`), not guessed from its signature; set `loss_is_scaled_for_ga` to
+    True or False to skip the measurement. `args` must be `AdversarialTrainingArguments`; `adv_method="none"` is plain
+    fine-tuning with that same loss scaling.
     """
 
     # None: measure whether the loss divides by `num_items_in_batch`. True/False: trust the user (as in transformers).
@@ -45,7 +45,20 @@ class AdversarialTrainer(Trainer):
         self._loss_divides_by_num_items = None
         self._model_checked = False
         self._adversarial_metrics = AdversarialMetrics()
-        self._adversarial_logged_step = 0
+
+    def _hp_search_setup(self, trial):
+        """`Trainer.train` calls this first. A `hyperparameter_search` trial sets its values on `args` (transformers
+        does so with `setattr`): here each trial starts from the `adv_*` values given at construction, takes its own,
+        has its defaults re-resolved (PGD's alpha follows a searched eps) and validated, and gets its own attack."""
+        searching = self.hp_search_backend is not None and trial is not None
+        if searching:
+            self.args.reset_adversarial_fields()
+        super()._hp_search_setup(trial)
+        if searching:
+            self.args.resolve_adversarial_fields()
+            self.attack = build_attack(self.args)
+            self._model_checked = False  # `model_init` builds a new model per trial, checked against the new args
+        self._adversarial_metrics = AdversarialMetrics()
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         model.train()
@@ -53,6 +66,10 @@ class AdversarialTrainer(Trainer):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
         loss_scale = self._loss_scale(model, inputs, num_items_in_batch)
+        if self._loss_divides_by_num_items is False:
+            # A per-micro-batch mean, scaled by 1/GA above. Without the count, the Trainer's `compute_loss` does not
+            # multiply it by the number of processes either (it does so for losses normalised by the count).
+            num_items_in_batch = None
         if self._adversarial_step_now():
             loss = self._adversarial_step(model, inputs, num_items_in_batch, loss_scale)
         else:
@@ -78,7 +95,7 @@ class AdversarialTrainer(Trainer):
         if not passes.final_pass_done:
             raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
-        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped)
+        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped, self.state.global_step)
         return clean_loss
 
     def evaluate_robustness(
@@ -110,9 +127,7 @@ class AdversarialTrainer(Trainer):
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the adversarial statistics of the same steps
-            steps = self.state.global_step - self._adversarial_logged_step
-            self._adversarial_logged_step = self.state.global_step
-            logs = {**logs, **self._adversarial_metrics.pop(steps, self.accelerator)}
+            logs = {**logs, **self._adversarial_metrics.pop(self.accelerator)}
         super().log(logs, *args, **kwargs)
 
     def _adversarial_step_now(self):
@@ -127,7 +142,8 @@ class AdversarialTrainer(Trainer):
         """The factor that turns this micro-batch's loss into its share of the accumulated batch's loss.
 
         A loss divided by `num_items_in_batch` (counted over the accumulated batch) already is that share; a
-        per-micro-batch mean is divided by the number of micro-batches in this optimizer step, as the Trainer does.
+        per-micro-batch mean (a model's, or a `compute_loss_func` that ignores the count) is divided by the number of
+        micro-batches in this optimizer step, as the Trainer does for a model's mean.
         """
         if num_items_in_batch is None:
             return 1.0 / self._micro_batches_per_step()
@@ -136,14 +152,13 @@ class AdversarialTrainer(Trainer):
             if decision is None and not (self.model_accepts_loss_kwargs or self.compute_loss_func is not None):
                 decision = False  # the forward cannot even receive num_items_in_batch
             if decision is None:
-                decision = loss_divides_by_num_items(self._compute_loss_in_context, model, inputs, num_items_in_batch)
+                # What the Trainer would assume, for a loss the probe cannot measure.
+                assumption = self.model_accepts_loss_kwargs or self.compute_loss_func is not None
+                decision = loss_divides_by_num_items(
+                    self._compute_loss_in_context, model, inputs, num_items_in_batch, assumption
+                )
             if decision is None:  # no labelled item in this micro-batch: its loss is 0 either way; ask again later
                 return 1.0
-            if not decision and self.compute_loss_func is not None:
-                raise ValueError(
-                    "`compute_loss_func` ignores `num_items_in_batch`: the Trainer passes it the item count of the "
-                    "whole accumulated batch, and the loss must be summed over items and divided by it."
-                )
             self._loss_divides_by_num_items = decision
             # The Trainer counts items, passes them to the model and multiplies the loss by the number of processes
             # under DDP only for models it believes normalise by the count; make that belief true.

@@ -7,12 +7,20 @@ __all__ = ["EmbeddingOutputHook", "input_embedding"]
 
 
 def input_embedding(model: nn.Module) -> nn.Module:
-    """The module whose output is perturbed: `get_input_embeddings()` of an unwrapped (non-DDP) model."""
+    """The module whose output is perturbed: `get_input_embeddings()` of an unwrapped (non-DDP) model.
+
+    Raises ValueError when the model has no such method, it returns something that is not a module, or it raises
+    NotImplementedError (transformers' `PreTrainedModel` does when no attribute has a known embedding name).
+    """
     get_embeddings = getattr(model, "get_input_embeddings", None)
-    embedding = get_embeddings() if callable(get_embeddings) else None
+    try:
+        embedding = get_embeddings() if callable(get_embeddings) else None
+        found = f"returned {embedding!r}"
+    except NotImplementedError as error:  # transformers' fallback when it finds no embedding by its usual names
+        embedding, found = None, f"raised NotImplementedError: {error}"
     if not isinstance(embedding, nn.Module):
         raise ValueError(
-            f"{type(model).__name__} has no input embedding module (`get_input_embeddings()` returned {embedding!r}); "
+            f"{type(model).__name__} has no input embedding module (`get_input_embeddings()` {found}); "
             "adversarial training perturbs that module's output. Implement `get_input_embeddings()`."
         )
     return embedding

@@ -42,10 +42,16 @@ def main():
     for name, scenario in scenarios.items():
         model = getattr(tiny_models, scenario["model"])()
         rows = getattr(tiny_models, scenario["rows"])(16)
-        args = tiny_models.arguments(out_dir / name, ddp_backend="gloo", **scenario["args"])
+        arguments = dict(scenario["args"])
+        compute_loss_func = getattr(tiny_models, arguments.pop("compute_loss_func", ""), None)
+        args = tiny_models.arguments(out_dir / name, ddp_backend="gloo", **arguments)
         ReductionCountingTrainer.reductions = 0
         trainer = ReductionCountingTrainer(
-            model=model, args=args, train_dataset=tiny_models.dataset(rows), data_collator=tiny_models.collate
+            model=model,
+            args=args,
+            train_dataset=tiny_models.dataset(rows),
+            data_collator=tiny_models.collate,
+            compute_loss_func=compute_loss_func,
         )
         trainer.train()
         results[name] = {
@@ -53,6 +59,7 @@ def main():
             "reductions": ReductionCountingTrainer.reductions,
             "global_step": trainer.state.global_step,
             "world_size": dist.get_world_size(),
+            "distributed_type": str(trainer.accelerator.distributed_type),
             "logs": trainer.state.log_history[:2],
         }
     if dist.get_rank() == 0:

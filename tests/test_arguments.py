@@ -149,3 +149,39 @@ def test_invalid_values_name_the_field_the_value_and_the_fix(kwargs, message):
 def test_adv_start_step_is_a_step_or_a_fraction_of_the_run(given, stored):
     start = make(adv_method="fgm", adv_start_step=given).adv_start_step
     assert start == stored and type(start) is type(stored)
+
+
+@pytest.mark.parametrize(
+    "method,norm,expected",
+    [
+        ("pgd", "l2", {"alpha": 0.15, "init_mag": 0.0}),
+        ("freelb", "l2", {"alpha": 0.15, "init_mag": 0.25}),
+        ("smart", "l2", {"alpha": 0.5, "init_mag": 1e-5}),
+        ("pgd", "linf", {"alpha": 0.15, "init_mag": 0.0}),
+        ("awp", "l2", {"alpha": 1.0}),
+    ],
+)
+def test_defaults_tied_to_epsilon_follow_a_given_epsilon(method, norm, expected):
+    args = make(adv_method=method, adv_norm=norm, adv_epsilon=0.5)
+    for name, value in expected.items():
+        assert getattr(args, f"adv_{name}") == pytest.approx(value, rel=1e-12), name
+
+
+def test_an_explicit_alpha_and_an_unbounded_epsilon_keep_their_values():
+    assert make(adv_method="pgd", adv_epsilon=0.5, adv_alpha=0.01).adv_alpha == 0.01
+    args = make(adv_method="freelb", adv_epsilon=math.inf)
+    assert (args.adv_alpha, args.adv_init_mag) == (0.015, 0.025)
+
+
+def test_reset_and_resolve_re_derive_the_defaults_from_the_given_values():
+    args = make(adv_method="pgd", adv_k=2)
+    assert (args.adv_epsilon, args.adv_alpha) == (0.05, 0.015)
+    args.reset_adversarial_fields()
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_k) == (None, None, 2)
+    args.adv_epsilon = 2.0  # as a hyperparameter-search trial sets it
+    args.resolve_adversarial_fields()
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_k) == (2.0, pytest.approx(0.6), 2)
+    args.reset_adversarial_fields()
+    args.adv_k = 0
+    with pytest.raises(ValueError, match="`adv_k` must be >= 1"):
+        args.resolve_adversarial_fields()

@@ -32,6 +32,13 @@ SCENARIOS = {
     "smart-ga2": ("tiny_bert", "classification_rows", SMART, 2, 2),
     "r3f": ("tiny_bert", "classification_rows", R3F, 4, 1),
 }
+# A `compute_loss_func` returning its micro-batch's mean: the Trainer would multiply it by the number of processes.
+MEAN_LOSS = {"compute_loss_func": "mean_loss"}
+SCENARIOS["fgm-mean-loss-func-ga2"] = ("tiny_bert", "classification_rows", {**FGM, **MEAN_LOSS}, 2, 2)
+# Launched by torchrun but not DDP (gloo without `use_cpu` on a CPU): accelerate reduces nothing and every process
+# trains its own copy, so each logs what one process alone logs. Identical rows make every process's batches those of
+# the single process, however the data is sharded.
+NOT_DDP = {"fgm-not-ddp": ("tiny_bert", "repeated_rows", {**FGM, "use_cpu": False}, 8, 1)}
 # AWP perturbs the weights from each process's own micro-batch gradient: no single-process equivalent by definition.
 AWP = {"adv_method": "awp", "adv_epsilon": 0.05, "adv_alpha": 0.5}
 BATCH_DEPENDENT = {"awp-ga2": ("tiny_bert", "classification_rows", AWP, 2, 2)}
@@ -52,7 +59,7 @@ def ddp_results(tmp_path_factory):
             "rows": rows,
             "args": {**adv, "per_device_train_batch_size": batch, "gradient_accumulation_steps": ga},
         }
-        for name, (model, rows, adv, batch, ga) in {**SCENARIOS, **BATCH_DEPENDENT}.items()
+        for name, (model, rows, adv, batch, ga) in {**SCENARIOS, **BATCH_DEPENDENT, **NOT_DDP}.items()
     }
     (out / "scenarios.json").write_text(json.dumps(scenarios))
     command = [
@@ -74,9 +81,7 @@ def test_two_processes_give_the_single_process_update_with_one_reduction_per_ste
     model_name, rows_name, adv, _, _ = SCENARIOS[name]
     monkeypatch.setattr(SmoothnessRegularizer, "noise", tiny_models.token_noise)
     model = getattr(tiny_models, model_name)()
-    single = tiny_models.train(
-        model, tmp_path, getattr(tiny_models, rows_name)(16), per_device_train_batch_size=8, **adv
-    )
+    single = train_one_process(model, tmp_path, rows_name, adv)
     distributed = ddp_results[name]
     assert distributed["world_size"] == 2 and distributed["global_step"] == 2
     assert distributed["reductions"] == 2  # one per optimizer step, however many passes and micro-batches
@@ -88,6 +93,33 @@ def test_two_processes_give_the_single_process_update_with_one_reduction_per_ste
         if adv:
             assert b["adv_loss"] == pytest.approx(a["adv_loss"], rel=1e-5)
             assert b["adv_delta_norm"] == pytest.approx(a["adv_delta_norm"], rel=1e-5)
+            assert b["adv_skipped"] == a["adv_skipped"]
+
+
+def train_one_process(model, tmp_path, rows_name, adv):
+    adv = dict(adv)
+    compute_loss_func = getattr(tiny_models, adv.pop("compute_loss_func", ""), None)
+    rows = getattr(tiny_models, rows_name)(16)
+    return tiny_models.train(
+        model, tmp_path, rows, per_device_train_batch_size=8, compute_loss_func=compute_loss_func, **adv
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOT_DDP)
+def test_processes_that_accelerate_does_not_reduce_log_the_single_process_statistics(tmp_path, ddp_results, name):
+    model_name, rows_name, adv, _, _ = NOT_DDP[name]
+    model = getattr(tiny_models, model_name)()
+    single = train_one_process(model, tmp_path, rows_name, adv)
+    distributed = ddp_results[name]
+    # DistributedType.NO here; should such a launch become DDP, the same values must still be logged (identical rows)
+    # and test_adversarial_metrics.py keeps covering a reduction that sums nothing.
+    assert distributed["world_size"] == 2
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(distributed["state_dict"][key], value, atol=2e-6, rtol=1e-5, msg=key)
+    for a, b in zip(single.state.log_history[:2], distributed["logs"], strict=True):
+        for key in ("loss", "adv_loss", "adv_delta_norm", "adv_skipped"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
 
 
 @pytest.mark.slow

@@ -1,13 +1,23 @@
 """Every backward is scaled like the clean loss: gradient accumulation gives the update of one large batch."""
 
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
-from transformers import Trainer
+from transformers import BertForSequenceClassification, Trainer
 
 from adv_trainer.loss_normalisation import loss_divides_by_num_items
-from tests.tiny_models import classification_rows, lm_rows, max_weight_difference, tiny_bert, tiny_gpt2, train
+from tests.tiny_models import (
+    classification_rows,
+    lm_rows,
+    max_weight_difference,
+    mean_loss,
+    tiny_bert,
+    tiny_gpt2,
+    train,
+)
 
 METHODS = {
     "none": {},
@@ -79,39 +89,91 @@ def test_a_micro_batch_without_labelled_tokens_postpones_the_decision(tmp_path):
     assert trainer._loss_divides_by_num_items is True
 
 
-def test_compute_loss_func_must_normalise_by_num_items_in_batch(tmp_path):
-    def normalised(outputs, labels, num_items_in_batch=None):
-        losses = torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="sum")
-        return losses / num_items_in_batch
+def normalised_loss(outputs, labels, num_items_in_batch=None):
+    return torch.nn.functional.cross_entropy(outputs.logits, labels, reduction="sum") / num_items_in_batch
 
-    def mean(outputs, labels, num_items_in_batch=None):
-        return torch.nn.functional.cross_entropy(outputs.logits, labels)
 
+def test_compute_loss_func_normalised_by_num_items_in_batch_keeps_the_count(tmp_path):
     rows = classification_rows(16)
-    large = train(tiny_bert(), tmp_path / "large", rows, per_device_train_batch_size=8, compute_loss_func=normalised)
+    large = train(
+        tiny_bert(), tmp_path / "large", rows, per_device_train_batch_size=8, compute_loss_func=normalised_loss
+    )
     accumulated = train(
-        tiny_bert(), tmp_path / "ga", rows, gradient_accumulation_steps=2, compute_loss_func=normalised
+        tiny_bert(), tmp_path / "ga", rows, gradient_accumulation_steps=2, compute_loss_func=normalised_loss
     )
     assert accumulated._loss_divides_by_num_items is True
     assert max_weight_difference(large.model, accumulated.model) < 2e-6
-    with pytest.raises(ValueError, match="`compute_loss_func` ignores `num_items_in_batch`"):
-        train(tiny_bert(), tmp_path / "mean", rows, gradient_accumulation_steps=2, compute_loss_func=mean)
 
 
-def test_the_probe_leaves_mode_and_random_state_untouched():
+def test_compute_loss_func_returning_a_mean_equals_the_plain_trainer_at_ga1(tmp_path):
+    model, rows = tiny_bert(), classification_rows(16)
+    plain = train(model, tmp_path / "plain", rows, trainer_class=Trainer, compute_loss_func=mean_loss)
+    ours = train(model, tmp_path / "ours", rows, compute_loss_func=mean_loss)
+    assert ours._loss_divides_by_num_items is False
+    assert max_weight_difference(model, ours.model) > 1e-3  # it did train
+    assert max_weight_difference(plain.model, ours.model) == 0.0
+
+
+@pytest.mark.parametrize("method", ["none", "fgm", "pgd"])
+def test_compute_loss_func_returning_a_mean_is_scaled_per_micro_batch_under_accumulation(tmp_path, method):
+    model, rows = tiny_bert(), classification_rows(16)
+    large = train(
+        model, tmp_path / "large", rows, per_device_train_batch_size=8, compute_loss_func=mean_loss, **METHODS[method]
+    )
+    accumulated = train(
+        model, tmp_path / "ga", rows, gradient_accumulation_steps=2, compute_loss_func=mean_loss, **METHODS[method]
+    )
+    assert max_weight_difference(model, large.model) > 1e-3
+    assert max_weight_difference(large.model, accumulated.model) < 2e-6
+    for a, b in zip(large.state.log_history[:2], accumulated.state.log_history[:2], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+def random_states():
+    return random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+
+
+def assert_same_random_states(a, b):
+    assert a[0] == b[0] and np.array_equal(a[1], b[1]) and torch.equal(a[2], b[2])
+
+
+@pytest.mark.parametrize("draw", ["python", "numpy", "torch"])
+def test_both_probe_calls_draw_the_same_numbers_and_the_state_is_restored(draw):
+    """A loss drawing from Python's, NumPy's or torch's generator (dropout in eval mode, say) is still measured."""
     model = tiny_bert()
     model.train()
-    state = torch.get_rng_state()
+    before = random_states()
     calls = []
+    noise = {"python": random.random, "numpy": np.random.rand, "torch": lambda: float(torch.rand(()))}[draw]
 
     def compute_loss(model, inputs, num_items_in_batch):
         calls.append(model.training)
-        torch.rand(3)  # consumes random numbers inside the probe
-        return torch.tensor(2.0) / num_items_in_batch
+        return torch.tensor(1.0 + noise()) / num_items_in_batch
 
-    assert loss_divides_by_num_items(compute_loss, model, {}, torch.tensor(4)) is True
+    assert loss_divides_by_num_items(compute_loss, model, {}, torch.tensor(4), fallback=False) is True
     assert calls == [False, False] and model.training
-    assert torch.equal(torch.get_rng_state(), state)
+    assert_same_random_states(random_states(), before)
+
+
+class RandomlyScaledBert(BertForSequenceClassification):
+    """BERT whose loss is scaled by a draw from Python's, NumPy's or torch's generator, in eval mode too."""
+
+    draw = None
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        outputs = super().forward(input_ids=input_ids, attention_mask=attention_mask, labels=labels, **kwargs)
+        noise = {"python": random.random, "numpy": np.random.rand, "dropout": lambda: float(torch.rand(()))}[self.draw]
+        outputs.loss = outputs.loss * (1.0 + noise())
+        return outputs
+
+
+@pytest.mark.parametrize("draw", ["python", "numpy", "dropout"])
+def test_a_model_drawing_random_numbers_is_measured_and_trains(tmp_path, draw):
+    model = RandomlyScaledBert(tiny_bert().config)
+    model.draw = draw
+    trainer = train(model, tmp_path, classification_rows(8), gradient_accumulation_steps=2, max_steps=1)
+    assert trainer._loss_divides_by_num_items is False  # BERT's mean, measured despite the noise
+    assert max_weight_difference(model, trainer.model) > 1e-4
 
 
 @pytest.mark.parametrize(
@@ -120,10 +182,27 @@ def test_the_probe_leaves_mode_and_random_state_untouched():
 )
 def test_the_probe_reads_the_loss_ratio(single, double, decision):
     losses = iter([single, double])
-    assert loss_divides_by_num_items(lambda *a, **k: torch.tensor(next(losses)), tiny_bert(), {}, 3) is decision
+    compute_loss = lambda *a, **k: torch.tensor(next(losses))  # noqa: E731
+    assert loss_divides_by_num_items(compute_loss, tiny_bert(), {}, 3, fallback=True) is decision
 
 
-def test_the_probe_rejects_a_loss_that_neither_halves_nor_stays(tmp_path):
+@pytest.mark.parametrize("fallback", [True, False])
+def test_a_loss_the_probe_cannot_measure_falls_back_to_the_trainers_assumption(fallback):
     losses = iter([1.0, 0.9])
-    with pytest.raises(ValueError, match="changed by a factor 0.9 when `num_items_in_batch` doubled"):
-        loss_divides_by_num_items(lambda *a, **k: torch.tensor(next(losses)), tiny_bert(), {}, 3)
+    compute_loss = lambda *a, **k: torch.tensor(next(losses))  # noqa: E731
+    with pytest.warns(UserWarning, match="factor 0.9 when `num_items_in_batch` doubled.*loss_is_scaled_for_ga"):
+        assert loss_divides_by_num_items(compute_loss, tiny_bert(), {}, 3, fallback=fallback) is fallback
+
+
+def test_a_loss_drawing_from_an_unrestorable_generator_trains_with_a_warning(tmp_path):
+    system_random = random.SystemRandom()  # the operating system's entropy: no state to reset
+
+    def noisy_mean(outputs, labels, num_items_in_batch=None):
+        return mean_loss(outputs, labels) * (1.0 + 0.1 * system_random.random())
+
+    model = tiny_bert()
+    with pytest.warns(UserWarning, match="loss_is_scaled_for_ga"):
+        trainer = train(model, tmp_path, classification_rows(16), compute_loss_func=noisy_mean, adv_method="fgm")
+    # The Trainer assumes a `compute_loss_func` normalises by the count; training went on under that assumption.
+    assert trainer._loss_divides_by_num_items is True and trainer.state.global_step == 2
+    assert max_weight_difference(model, trainer.model) > 1e-3

@@ -3,7 +3,7 @@
 import pytest
 import torch
 from torch import nn
-from transformers import BartConfig, BartForConditionalGeneration, Trainer
+from transformers import BartConfig, BartForConditionalGeneration, PretrainedConfig, PreTrainedModel, Trainer
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.embedding_hook import EmbeddingOutputHook
@@ -208,6 +208,28 @@ class NoEmbedding(nn.Module):
 def test_a_model_without_input_embedding_is_refused(tmp_path):
     trainer = AdversarialTrainer(model=NoEmbedding(), args=arguments(tmp_path, adv_method="fgm"))
     with pytest.raises(ValueError, match="NoEmbedding has no input embedding module"):
+        trainer.training_step(trainer.model, collate(classification_rows(4)))
+
+
+class NotImplementedEmbedding(PreTrainedModel):
+    """A transformers model whose inherited `get_input_embeddings()` finds no embedding and raises."""
+
+    config_class = PretrainedConfig
+
+    def __init__(self):
+        super().__init__(PretrainedConfig())
+        self.linear = nn.Linear(2, 2)
+
+    def forward(self, input_ids, attention_mask, labels):
+        return {"loss": self.linear(input_ids.float()[:, :2]).sum()}
+
+
+def test_a_transformers_model_whose_get_input_embeddings_raises_is_refused(tmp_path):
+    model = NotImplementedEmbedding()
+    with pytest.raises(NotImplementedError):
+        model.get_input_embeddings()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, adv_method="fgm"))
+    with pytest.raises(ValueError, match="NotImplementedEmbedding has no input embedding module"):
         trainer.training_step(trainer.model, collate(classification_rows(4)))
 
 

@@ -104,6 +104,11 @@ def lm_rows(n=16, seed=0):
     return rows
 
 
+def repeated_rows(n=16):
+    """`n` copies of one labelled row: every shard and order of them gives the same batches."""
+    return classification_rows(1, min_len=7, max_len=7) * n
+
+
 def collate(rows):
     """Right-pads `input_ids` with 0 (mask 0) and sequence labels with -100; stacks scalar labels."""
     length = max(len(r["input_ids"]) for r in rows)
@@ -165,6 +170,11 @@ def train(
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
+
+
+def mean_loss(outputs, labels, num_items_in_batch=None):
+    """A `compute_loss_func` that ignores the item count: the mean over its own micro-batch."""
+    return torch.nn.functional.cross_entropy(outputs.logits, labels)
 
 
 def max_weight_difference(model_a, model_b):
