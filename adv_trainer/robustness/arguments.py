@@ -32,6 +32,16 @@ class RobustnessArguments:
     attack_neighbours: int = field(
         default=10, metadata={"help": "Nearest whole-word tokens (cosine, input embeddings) tried per word."}
     )
+    do_advglue_eval: bool = field(
+        default=False,
+        metadata={"help": "Also evaluate on AdvGLUE: textual adversarial examples of the task (mnli: both sets)."},
+    )
+    advglue_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "The AdvGLUE dev.json; default ../shared/advglue/dev.json beside the repository if present."
+        },
+    )
 
     def __post_init__(self):
         negative = [eps for eps in self.robust_epsilons if not eps >= 0]
