@@ -113,7 +113,7 @@ class AdversarialTrainer(Trainer):
         evaluation = evaluate_advglue_with_trainer(
             self, path, task, max_length, label_names, padding, metric_key_prefix
         )
-        self.log(evaluation.metrics)
+        self.log(dict(evaluation.metrics))  # a copy: `log` adds the epoch to the dict it is given
         return evaluation
 
     def log(self, logs, *args, **kwargs):

@@ -5,6 +5,8 @@ import copy
 import hashlib
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from adv_trainer.robustness.advglue import (
 )
 from scripts import run_glue
 from tests.glue_files import write_fixture_glue
+from tests.test_ddp import ROOT, free_port
 from tests.test_run_glue import run, tiny_model  # noqa: F401  (tiny_model is a fixture)
 
 SHARED_ADVGLUE = Path(__file__).resolve().parent.parent.parent / "shared" / "advglue" / "dev.json"
@@ -99,7 +102,7 @@ def test_the_real_file_has_the_readme_counts():
 def test_real_file_metrics_equal_a_hand_count_of_the_predictions(tmp_path, tokenizer, task, labels):
     path = shared_advglue()
     model = classifier(tokenizer, labels)
-    evaluation = evaluate_advglue(model, tokenizer, path, task, batch_size=16, output_dir=str(tmp_path))
+    evaluation = evaluate_advglue(model, tokenizer, path, task, batch_size=16)
     examples = load_advglue(path, task)
     adversarial = hand_predictions(model, tokenizer, [e.texts for e in examples])
     paired = [e for e in examples if e.original_texts is not None]
@@ -151,8 +154,8 @@ def test_an_nli_model_with_contradiction_first_is_mapped_by_label_name(tmp_path,
         reversed_model.classifier.weight.copy_(model.classifier.weight.flip(0))
         reversed_model.classifier.bias.copy_(model.classifier.bias.flip(0))
     reversed_model.config.id2label = dict(enumerate(["CONTRADICTION", "NEUTRAL", "ENTAILMENT"]))
-    expected = evaluate_advglue(model, tokenizer, path, "mnli", output_dir=str(tmp_path))
-    mapped = evaluate_advglue(reversed_model, tokenizer, path, "mnli", output_dir=str(tmp_path))
+    expected = evaluate_advglue(model, tokenizer, path, "mnli")
+    mapped = evaluate_advglue(reversed_model, tokenizer, path, "mnli")
     predictions = [r["prediction"] for r in expected.records]
     assert {0, 2} <= set(predictions)  # entailment and contradiction predicted: reading one as the other would show
     assert mapped.records == expected.records and mapped.metrics == expected.metrics
@@ -163,16 +166,18 @@ def test_generic_or_foreign_label_names_are_refused_unless_label_names_says(tmp_
     path = fixture_file(tmp_path)
     generic = classifier(tokenizer, ["LABEL_0", "LABEL_1", "LABEL_2"])
     with pytest.raises(ValueError, match=r"\['LABEL_0', 'LABEL_1', 'LABEL_2'\]: generic names .* Pass `label_names`"):
-        evaluate_advglue(generic, tokenizer, path, "mnli", output_dir=str(tmp_path))
+        evaluate_advglue(generic, tokenizer, path, "mnli")
     named = classifier(tokenizer, NLI)
-    told = evaluate_advglue(generic, tokenizer, path, "mnli", label_names=NLI, output_dir=str(tmp_path))
-    assert told.records == evaluate_advglue(named, tokenizer, path, "mnli", output_dir=str(tmp_path)).records
+    told = evaluate_advglue(generic, tokenizer, path, "mnli", label_names=NLI)
+    assert told.records == evaluate_advglue(named, tokenizer, path, "mnli").records
     with pytest.raises(ValueError, match=r"names the outputs \['negative', 'positive', 'x'\], but AdvGLUE mnli's"):
         label_mapping({0: "negative", 1: "positive", 2: "x"}, "mnli")
     with pytest.raises(ValueError, match=r"`label_names` names the outputs \['entailment', 'neutral'\]"):
         label_mapping({0: "a", 1: "b"}, "mnli", label_names=["entailment", "neutral"])
+    with pytest.raises(ValueError, match="The model has 2 outputs, AdvGLUE mnli 3 labels"):
+        evaluate_advglue(classifier(tokenizer, ["a", "b"]), tokenizer, path, "mnli", label_names=NLI)
     with pytest.raises(ValueError, match="is a classification; the model is a regression"):
-        evaluate_advglue(classifier(tokenizer, ["score"]), tokenizer, path, "mnli", output_dir=str(tmp_path))
+        evaluate_advglue(classifier(tokenizer, ["score"]), tokenizer, path, "mnli")
 
 
 def test_the_rte_layout_substitutes_sentence1(tmp_path, tokenizer):
@@ -190,7 +195,7 @@ def test_the_rte_layout_substitutes_sentence1(tmp_path, tokenizer):
     )
     assert second.original_texts is None and (second.idx, second.label, second.level) == (5, 1, "human")
     model = classifier(tokenizer, ["entailment", "not_entailment"])
-    evaluation = evaluate_advglue(model, tokenizer, path, "rte", output_dir=str(tmp_path))
+    evaluation = evaluate_advglue(model, tokenizer, path, "rte")
     assert evaluation.metrics["eval_advglue_paired_examples"] == 1
     assert evaluation.metrics["eval_advglue_examples_human"] == 1 and "eval_advglue_examples_sentence" not in (
         evaluation.metrics
@@ -309,3 +314,27 @@ def test_evaluating_a_checkpoint_whose_head_names_labels_in_another_order_is_ref
     glue = write_fixture_glue(tmp_path / "glue")
     with pytest.raises(ValueError, match=r"names its outputs \['contradiction', 'neutral', 'entailment'\], but the"):
         run(tmp_path / "model", tmp_path / "out", "--task_name", "mnli", "--glue_dir", str(glue), "--do_eval")
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_records(tmp_path, tokenizer):
+    """Under DDP each process predicts part of the rows; the gathered records are all examples once, in file order
+    (23 examples and their originals: the sampler pads the last batch, and the padding must be dropped)."""
+    mnli = [nli_example(i, i % 3, changed=[None, "premise", "hypothesis"][i % 3]) for i in range(23)]
+    path = write_advglue(tmp_path / "advglue.json", {"mnli": mnli})
+    model = classifier(tokenizer, NLI, seed=5)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), str(ROOT / "tests" / "advglue_ddp_worker.py"), str(path),
+        str(tmp_path / "model"), str(tmp_path / "result.json"),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    distributed = json.loads((tmp_path / "result.json").read_text())
+    single = evaluate_advglue(model, tokenizer, path, "mnli")
+    assert distributed["world_size"] == 2 and len(distributed["records"]) == 23
+    assert distributed["records"] == single.records
+    assert distributed["metrics"] == pytest.approx(single.metrics)

@@ -22,6 +22,7 @@ contradiction first is scored right); generic names (`LABEL_0`, ...) or other na
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,6 +216,8 @@ def evaluate_advglue_with_trainer(
     if config.num_labels == 1 or getattr(config, "problem_type", None) == "regression":
         raise ValueError(f"AdvGLUE {task} is a classification; the model is a regression with one output.")
     to_label = label_mapping(config.id2label, task, label_names)
+    if config.num_labels != len(to_label):
+        raise ValueError(f"The model has {config.num_labels} outputs, AdvGLUE {task} {len(to_label)} labels.")
     paired = [example for example in examples if example.original_texts is not None]
     texts = [example.texts for example in examples] + [example.original_texts for example in paired]
     columns = {f"text{i}": [row[i] for row in texts] for i in range(len(texts[0]))}
@@ -227,8 +230,6 @@ def evaluate_advglue_with_trainer(
     dataset = Dataset.from_dict(columns).map(tokenize, batched=True, remove_columns=list(columns))
     logits = trainer.predict(dataset, metric_key_prefix=metric_key_prefix).predictions
     logits = logits[0] if isinstance(logits, tuple) else logits  # (N + P, num_labels)
-    if logits.shape[-1] != len(to_label):
-        raise ValueError(f"The model has {logits.shape[-1]} outputs but `id2label`/`label_names` {len(to_label)}.")
     predicted = to_label[logits.argmax(axis=-1)]  # AdvGLUE label ids
     adversarial = predicted[: len(examples)]
     has_original = np.array([example.original_texts is not None for example in examples])
@@ -248,18 +249,17 @@ def evaluate_advglue_with_trainer(
     return AdvGlueEvaluation(advglue_metrics(examples, adversarial, original, metric_key_prefix), records)
 
 
-def evaluate_advglue(
-    model, tokenizer, path, task, batch_size=32, max_length=None, label_names=None, output_dir="advglue_eval"
-):
-    """`evaluate_advglue_with_trainer` for a model and tokenizer without a trainer: a plain `Trainer` that predicts
-    on the model's device (GPU if there is one), padding each batch dynamically. Returns an `AdvGlueEvaluation`."""
+def evaluate_advglue(model, tokenizer, path, task, batch_size=32, max_length=None, label_names=None):
+    """`evaluate_advglue_with_trainer` for a model and tokenizer without a trainer: a plain `Trainer` (writing nothing)
+    predicts on its default device (a GPU if there is one), padding each batch dynamically. Returns an
+    `AdvGlueEvaluation`."""
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    args = TrainingArguments(output_dir=output_dir, per_device_eval_batch_size=batch_size, report_to="none")
-    trainer = Trainer(
-        model=model, args=args, processing_class=tokenizer, data_collator=DataCollatorWithPadding(tokenizer)
-    )
-    return evaluate_advglue_with_trainer(trainer, path, task, max_length, label_names)
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = TrainingArguments(output_dir=output_dir, per_device_eval_batch_size=batch_size, report_to="none")
+        collator = DataCollatorWithPadding(tokenizer)
+        trainer = Trainer(model=model, args=args, processing_class=tokenizer, data_collator=collator)
+        return evaluate_advglue_with_trainer(trainer, path, task, max_length, label_names)
 
 
 def write_records(path, records):
