@@ -20,6 +20,7 @@ from adv_trainer.robustness.advglue import (
     label_mapping,
     load_advglue,
 )
+from adv_trainer.robustness.arguments import RobustnessArguments
 from scripts import run_glue
 from tests.glue_files import write_fixture_glue
 from tests.test_ddp import ROOT, free_port
@@ -338,3 +339,8 @@ def test_two_processes_give_the_single_process_records(tmp_path, tokenizer):
     assert distributed["world_size"] == 2 and len(distributed["records"]) == 23
     assert distributed["records"] == single.records
     assert distributed["metrics"] == pytest.approx(single.metrics)
+
+
+def test_an_advglue_file_without_the_evaluation_is_said_to_be_ignored():
+    with pytest.warns(UserWarning, match=r"`advglue_file=x.json` is ignored without `do_advglue_eval`"):
+        RobustnessArguments(advglue_file="x.json")

@@ -1,5 +1,6 @@
 """`RobustnessArguments`: the robustness evaluation flags of `run_glue.py` and `attack.py`."""
 
+import warnings
 from dataclasses import dataclass, field
 
 __all__ = ["RobustnessArguments"]
@@ -54,3 +55,8 @@ class RobustnessArguments:
             raise ValueError(f"`attack_max_examples` must be >= 1, got {self.attack_max_examples}.")
         if not 0 < self.attack_max_words_fraction <= 1:
             raise ValueError(f"`attack_max_words_fraction` must be in (0, 1], got {self.attack_max_words_fraction}.")
+        if self.advglue_file is not None and not self.do_advglue_eval:
+            warnings.warn(
+                f"`advglue_file={self.advglue_file}` is ignored without `do_advglue_eval` (add `--do_advglue_eval`).",
+                stacklevel=3,
+            )
