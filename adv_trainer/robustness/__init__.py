@@ -1,1 +1,1 @@
-"""Robustness evaluation: PGD on the word-embedding output, and a gradient-guided word-substitution attack."""
+"""Robustness evaluation: PGD on the word-embedding output, a gradient-guided word-substitution attack, and AdvGLUE."""

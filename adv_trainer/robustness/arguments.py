@@ -1,5 +1,6 @@
 """`RobustnessArguments`: the robustness evaluation flags of `run_glue.py` and `attack.py`."""
 
+import warnings
 from dataclasses import dataclass, field
 
 __all__ = ["RobustnessArguments"]
@@ -32,6 +33,16 @@ class RobustnessArguments:
     attack_neighbours: int = field(
         default=10, metadata={"help": "Nearest whole-word tokens (cosine, input embeddings) tried per word."}
     )
+    do_advglue_eval: bool = field(
+        default=False,
+        metadata={"help": "Also evaluate on AdvGLUE: textual adversarial examples of the task (mnli: both sets)."},
+    )
+    advglue_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "The AdvGLUE dev.json; default ../shared/advglue/dev.json beside the repository if present."
+        },
+    )
 
     def __post_init__(self):
         negative = [eps for eps in self.robust_epsilons if not eps >= 0]
@@ -44,3 +55,8 @@ class RobustnessArguments:
             raise ValueError(f"`attack_max_examples` must be >= 1, got {self.attack_max_examples}.")
         if not 0 < self.attack_max_words_fraction <= 1:
             raise ValueError(f"`attack_max_words_fraction` must be in (0, 1], got {self.attack_max_words_fraction}.")
+        if self.advglue_file is not None and not self.do_advglue_eval:
+            warnings.warn(
+                f"`advglue_file={self.advglue_file}` is ignored without `do_advglue_eval` (add `--do_advglue_eval`).",
+                stacklevel=3,
+            )
