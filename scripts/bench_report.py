@@ -68,6 +68,7 @@ def quality_section(records):
         if radii:
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
             plot_robustness(task, methods, by_run, radii)
+        lines += sibling("advglue_report").advglue_section(task, metric, methods, by_run, DOCS / "plots")
     return lines
 
 
@@ -237,12 +238,18 @@ def plot_speed(speed):
     plt.close(figure)
 
 
+def sibling(name):
+    """The script `name`.py beside this one, loaded by path: this file runs as a script (scripts/ on sys.path) and as
+    `scripts.bench_report` in the tests."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def reproduce_section():
     """The commands behind the raw results; the per-run flags come from `bench_quality.py` itself."""
-    # Loaded by path: this file runs as a script (scripts/ on sys.path) and as `scripts.bench_report` in the tests.
-    spec = importlib.util.spec_from_file_location("bench_quality", Path(__file__).with_name("bench_quality.py"))
-    bench_quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench_quality)
+    bench_quality = sibling("bench_quality")
     lines = ["## How to reproduce", "", "From the repository root, with the GLUE files in `../shared/glue`:", ""]
     lines += [
         "- `python scripts/bench_speed.py` (`make bench`) measures every shape into `docs/results/speed.json`; "
