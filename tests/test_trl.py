@@ -1,10 +1,6 @@
 """TRL's `SFTTrainer` combined with `AdversarialTrainer`: what SFT records counts once, from the clean pass."""
 
-import re
-import sys
-import types
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+from tests.readme_examples import run_readme_example
 from tests.tiny_models import max_weight_difference
 
 trl = pytest.importorskip("trl", reason="TRL is in the `test` extra: pip install -e '.[test]'")
@@ -163,17 +160,6 @@ def test_adversarial_trainer_listed_before_sft_trainer_is_refused(tmp_path):
 def test_smart_on_sft_is_refused_for_its_token_level_logits(tmp_path):
     with pytest.raises(ValueError, match="causal language models are not supported"):
         sft(tmp_path, adv_method="smart")
-
-
-def run_readme_example(heading, monkeypatch, tmp_path):
-    """Runs the first ```python block after `heading` in the README as a module (its classes must pickle)."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(re.escape(heading) + r".*?```python\n(.*?)```", readme, re.S).group(1)
-    module = types.ModuleType("readme_example")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.chdir(tmp_path)
-    exec(code, module.__dict__)
-    return module
 
 
 def test_readme_sft_example_runs_and_counts_tokens_once(tmp_path, monkeypatch):
