@@ -30,11 +30,12 @@ def unrecorded(trainer):
     try:
         yield
     finally:
-        for name, value in list(vars(trainer).items()):
-            if name in saved:
-                setattr(trainer, name, saved[name])
-            elif _is_record(value):  # created inside the block
-                delattr(trainer, name)
+        current = vars(trainer)
+        for name in [name for name, value in current.items() if name not in saved and _is_record(value)]:
+            delattr(trainer, name)  # created inside the block
+        for name, value in saved.items():
+            if name not in current or _differs(current[name], value):
+                setattr(trainer, name, value)  # what is unchanged keeps its identity
 
 
 def _is_record(value):
@@ -47,6 +48,19 @@ def _is_record(value):
     if isinstance(value, dict):
         return all(_is_record(key) and _is_record(item) for key, item in value.items())
     return False
+
+
+def _differs(value, saved):
+    # Tensors are not compared, which would wait for the device: they are put back whatever they hold.
+    return not _is_record(value) or _holds_tensor(value) or _holds_tensor(saved) or value != saved
+
+
+def _holds_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_tensor(item) for item in value.values())
+    return isinstance(value, _SEQUENCES) and any(_holds_tensor(item) for item in value)
 
 
 def _copy(value):

@@ -53,13 +53,20 @@ def test_unrecorded_restores_plain_data_only():
     holder, module = Holder(), torch.nn.Linear(2, 2)
     holder.count, holder.named, holder.module = 1, collections.namedtuple("Pair", "a b")(1, [2]), module
     holder.in_graph = torch.ones(2, requires_grad=True) * 2
+    holder.untouched, holder.removed, holder.counter = ["a"], {"b": 1}, torch.zeros(())
+    untouched = holder.untouched
     with unrecorded(holder):
         holder.count += 1
+        holder.counter += 1  # in place: the device tensor is put back without being compared
+        del holder.removed
         holder.named.b.append(3)
         holder.created = [1]
         holder.module = torch.nn.Linear(3, 3)  # an object: the block's change is kept
         holder.in_graph = holder.in_graph * 3  # a tensor in a graph is a computation, not a record: kept
     assert holder.count == 1 and holder.named == (1, [2]) and type(holder.named).__name__ == "Pair"
-    assert not hasattr(holder, "created")
+    assert (
+        not hasattr(holder, "created") and holder.removed == {"b": 1} and torch.equal(holder.counter, torch.zeros(()))
+    )
+    assert holder.untouched is untouched
     assert holder.module is not module and holder.module.in_features == 3
     assert torch.equal(holder.in_graph, torch.full((2,), 6.0))
