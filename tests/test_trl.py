@@ -168,4 +168,5 @@ def test_readme_sft_example_runs_and_counts_tokens_once(tmp_path, monkeypatch):
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     assert len(train) == len(trainer.train_dataset) and logged(trainer, "num_tokens")[-1] == tokens  # one epoch, once
     assert all(value > 0 for value in logged(trainer, "adv_loss"))
+    assert trainer.model.is_gradient_checkpointing  # SFTConfig's default, non-reentrant
     assert all(0.2 < value <= 0.3 + 1e-6 for value in logged(trainer, "adv_delta_norm"))
