@@ -11,9 +11,10 @@ from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
+from .recorded_state import unrecorded
 from .robustness.advglue import evaluate_advglue_with_trainer
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
-from .unsupported import check_model, check_parallelism
+from .unsupported import check_class_order, check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
 
@@ -40,6 +41,7 @@ class AdversarialTrainer(Trainer):
             args = AdversarialTrainingArguments(output_dir="tmp_trainer")
         if not isinstance(args, AdversarialTrainingArguments):
             raise TypeError(f"`args` must be AdversarialTrainingArguments, got {type(args).__name__}.")
+        check_class_order(type(self), AdversarialTrainer, Trainer)
         super().__init__(model, args, *trainer_args, **trainer_kwargs)
         check_parallelism(self)
         self.attack = build_attack(self.args)
@@ -92,7 +94,8 @@ class AdversarialTrainer(Trainer):
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
             clean_loss = self.attack.clean_pass(passes)
-            norms = self.attack.perturb(passes)
+            with unrecorded(self):  # what `compute_loss` records (TRL's metrics) counts once, from the clean pass
+                norms = self.attack.perturb(passes)
         if not passes.final_pass_done:
             raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
@@ -180,5 +183,6 @@ class AdversarialTrainer(Trainer):
         return getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
 
     def _compute_loss_in_context(self, model, inputs, num_items_in_batch):
-        with self.compute_loss_context_manager():
+        # The probe's calls are not training passes: nothing `compute_loss` records (TRL's eval metrics) may stay.
+        with self.compute_loss_context_manager(), unrecorded(self):
             return self.compute_loss(model, inputs, num_items_in_batch=num_items_in_batch)

@@ -31,8 +31,9 @@ class EmbeddingOutputHook:
 
     `delta` is a `(B, T, E)` float32 tensor set before each pass. Left at `None`, the hook creates a zero leaf that
     requires grad and stores it in `delta`: the backward of that pass then yields dL/d(output) in `delta.grad`, even
-    when the embedding weight is frozen. The hook refuses a second call within one pass (an encoder-decoder model's
-    shared embedding, say) and the trainer refuses a pass that never called it (`inputs_embeds`).
+    when the embedding weight is frozen. The hook refuses a second call with gradients enabled within one pass (an
+    encoder-decoder model's shared embedding, say) and the trainer refuses a pass that never called it
+    (`inputs_embeds`). Calls under `torch.no_grad()` get the same delta, detached, and are not counted.
     """
 
     def __init__(self, embedding: nn.Module):
@@ -53,12 +54,17 @@ class EmbeddingOutputHook:
         self.calls = 0
 
     def _add_delta(self, module, args, output):
+        if not torch.is_grad_enabled():
+            # A forward without gradients inside a pass (TRL's SFTTrainer computes its metrics in one beside the
+            # loss's) sees the same perturbation but is not the pass's loss, so it does not count as a second call.
+            return output if self.delta is None else output + self.delta.detach().to(output.dtype)
         self.calls += 1
         if self.calls > 1:
             raise RuntimeError(
                 f"The input embedding {type(module).__name__} ran twice in one forward pass (an encoder-decoder "
                 "model's shared embedding does); the perturbation would be added to both calls. Adversarial "
-                "training supports models that embed their input once."
+                "training supports models that embed their input once per pass (further forwards under "
+                "`torch.no_grad()`, such as a metric computed beside the loss, are allowed)."
             )
         if self.delta is None:
             self.delta = torch.zeros(output.shape, device=output.device, requires_grad=True)  # (B, T, E)

@@ -6,7 +6,24 @@ import torch.utils.checkpoint
 
 from .adversarial_config import SMOOTHNESS_METHODS
 
-__all__ = ["check_parallelism", "check_model"]
+__all__ = ["check_class_order", "check_parallelism", "check_model"]
+
+
+def check_class_order(trainer_class, adversarial_class, base_class):
+    """Refuses a class combining `adversarial_class` with a parent trainer whose `training_step` would never run.
+
+    `AdversarialTrainer.training_step` does not call the parent's, so a trainer listed after it in the bases (TRL's
+    `SFTTrainer` wraps its step in an activation-offloading context) must come first and call it through `super()`.
+    """
+    mro = trainer_class.__mro__
+    for parent in mro[mro.index(adversarial_class) + 1 : mro.index(base_class)]:
+        if "training_step" in vars(parent):
+            _refuse(
+                f"{trainer_class.__name__}'s class order, which puts {adversarial_class.__name__} before "
+                f"{parent.__name__}",
+                f"{parent.__name__}.training_step would never run. List {parent.__name__} first: "
+                f"`class {trainer_class.__name__}({parent.__name__}, {adversarial_class.__name__})`.",
+            )
 
 
 def check_parallelism(trainer):
