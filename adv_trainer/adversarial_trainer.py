@@ -10,6 +10,7 @@ from .embedding_hook import EmbeddingOutputHook, input_embedding
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
+from .sequence_layout import check_packing_is_honoured, packed_sequences
 from .unsupported import check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
@@ -42,6 +43,7 @@ class AdversarialTrainer(Trainer):
         self.attack = build_attack(self.args)
         self._loss_divides_by_num_items = None
         self._model_checked = False
+        self._packing_checked = False
         self._adversarial_metrics = AdversarialMetrics()
         self._adversarial_logged_step = 0
 
@@ -69,6 +71,9 @@ class AdversarialTrainer(Trainer):
         if not self._model_checked:
             check_model(unwrapped, self.args)
             self._model_checked = True
+        groups = packed_sequences(inputs)
+        if groups is not None and not self._packing_checked:
+            self._packing_checked = check_packing_is_honoured(unwrapped, inputs, groups)
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
             clean_loss = self.attack.clean_pass(passes)
