@@ -95,33 +95,36 @@ def packed_sequences(inputs):
 def check_packing_is_honoured(model, inputs, groups):
     """Refuses a packed batch whose model does not attend per packed sequence.
 
-    Causal LMs of transformers 5.x detect packing from the position ids and mask attention per sequence;
-    bidirectional encoders (BERT) ignore `position_ids` in their mask, so a packed row is not the padded batch even
-    unperturbed. Checked on the batch itself: the last layer's hidden states of the first row's second sequence
-    must be the same packed behind the first sequence as alone. The model runs in eval mode (restored afterwards).
-    Returns False when the first row holds a single sequence, so that nothing could be checked.
+    Causal LMs of transformers 5.x detect packing from the position ids and mask attention per sequence, when
+    called without a cache (the Trainer sets `use_cache=False`); bidirectional encoders (BERT) ignore
+    `position_ids` in their mask, so a packed row is not the padded batch even unperturbed. Checked on the batch
+    itself, in one forward of two rows: the first row's first two sequences, and the same with the first sequence's
+    tokens replaced; the last layer's hidden states of the second sequence must not change. Masked attention makes
+    them equal to rounding, whatever the dtype. The model runs in eval mode (restored afterwards).
+    Returns False when nothing could be checked (the first row holds one sequence, or one repeated token).
     """
     first_row = groups[0] - groups[0, 0]
-    end = int((first_row <= 1).sum())
-    start = int((first_row == 0).sum())
-    if start == end:
+    start, end = int((first_row == 0).sum()), int((first_row <= 1).sum())
+    input_ids = inputs["input_ids"][0, :end]
+    first, second = input_ids[:start], input_ids[start:end]
+    replaced = torch.where(first == input_ids.max(), input_ids.min(), input_ids.max())
+    if start == end or torch.equal(replaced, first):
         return False
-    input_ids, position_ids = inputs["input_ids"][:1, :end], inputs["position_ids"].expand(groups.shape)[:1, :end]
+    probe_ids = torch.stack([input_ids, torch.cat([replaced, second])])  # (2, end)
+    position_ids = inputs["position_ids"].expand(groups.shape)[:1, :end].expand(2, end)
     was_training = model.training
     model.eval()
     try:
-        packed = model(input_ids=input_ids, position_ids=position_ids, output_hidden_states=True).hidden_states[-1]
-        alone = model(
-            input_ids=input_ids[:, start:], position_ids=position_ids[:, start:], output_hidden_states=True
-        ).hidden_states[-1]
+        hidden = model(input_ids=probe_ids, position_ids=position_ids, output_hidden_states=True).hidden_states[-1]
     finally:
         model.train(was_training)
-    packed, alone = packed[:, start:].float(), alone.float()
-    if not torch.allclose(packed, alone, rtol=1e-2, atol=1e-2 * alone.abs().max().item()):
+    unchanged, changed = hidden[0, start:].float(), hidden[1, start:].float()
+    if not torch.allclose(unchanged, changed, rtol=0, atol=1e-5 * unchanged.abs().max().item()):
         raise ValueError(
             f"{type(model).__name__} does not attend per packed sequence: with `position_ids` restarting and no "
-            "`attention_mask` it lets the sequences packed into a row see each other (bidirectional encoders "
-            "ignore `position_ids` in their mask), so the packed row is not the padded batch. Pad the batch "
-            "instead of packing it (no `DataCollatorWithFlattening`)."
+            "`attention_mask`, the sequences packed into a row see each other (bidirectional encoders ignore "
+            "`position_ids` in their mask; causal LMs do so when called with `use_cache=True`), so the packed row "
+            "is not the padded batch. Pad the batch instead of packing it (no `DataCollatorWithFlattening`), or "
+            "leave `use_cache` False."
         )
     return True
