@@ -11,6 +11,7 @@ from transformers import (
 )
 
 from adv_trainer import AdversarialTrainer
+from adv_trainer.prediction_divergence import prediction_divergence
 from adv_trainer.robustness.embedding_pgd import robust_predictions
 from tests.test_attacks import (
     EPS,
@@ -47,10 +48,10 @@ def collate_choices(rows):
     }
 
 
-def logits_at(model, inputs, delta):
+def logits_at(model, inputs, delta, grad=False):
     handle = model.get_input_embeddings().register_forward_hook(lambda module, args, output: output + delta)
     try:
-        with torch.no_grad():
+        with torch.set_grad_enabled(grad):
             return model(**inputs).logits
     finally:
         handle.remove()
@@ -88,6 +89,22 @@ def test_multiple_choice_evaluate_robustness_at_radius_zero_is_the_clean_accurac
     metrics = trainer.evaluate_robustness(data, epsilons=[0.0, 1.0], steps=2)
     assert metrics["eval_robust_accuracy_eps0"] == trainer.evaluate(data)["eval_accuracy"]
     assert metrics["eval_robust_accuracy_eps1"] <= metrics["eval_robust_accuracy_eps0"]
+
+
+@pytest.mark.parametrize("method", ["r3f", "smart"])
+def test_multiple_choice_smoothness_regularises_each_examples_prediction_over_its_choices(tmp_path, added, method):
+    model, inputs = tiny_bert(head=BertForMultipleChoice), collate_choices(multiple_choice_rows())
+    adv = {"adv_method": method, "adv_weight": 1.0, "adv_init_mag": 0.05, "adv_epsilon": EPS, "adv_k": 1}
+    got = trainer_gradients(tmp_path, model, inputs, **adv)
+    delta = added[-1]  # the final perturbation, one per (example, choice) sequence
+    assert delta.shape[0] == 4 * CHOICES and (delta[sequences(inputs["attention_mask"]) == 0] == 0).all()
+    if method == "smart":  # projected per sequence; R3F's noise is per coordinate
+        assert (delta.flatten(1).norm(dim=1) <= EPS * (1 + 1e-5)).all()
+    # grad_theta [L(e) + lambda * D(f(e), f(e + delta))], D between the (examples, choices) softmax predictions
+    clean = model(**inputs)
+    divergence = prediction_divergence(clean.logits, logits_at(model, inputs, delta, grad=True)).mean()
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert_same(got, torch.autograd.grad(clean.loss + divergence, params))
 
 
 def test_token_classification_follows_the_update_rule_by_hand(tmp_path):
