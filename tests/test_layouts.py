@@ -195,3 +195,26 @@ def test_a_packed_row_without_position_ids_is_refused(tmp_path):
     batch = DataCollatorWithFlattening(return_position_ids=False, return_flash_attn_kwargs=True)(packing_rows())
     with pytest.raises(ValueError, match="`cu_seq_lens_q` marks their boundaries\\) but has no `position_ids`"):
         trainer.training_step(model, batch)
+
+
+@pytest.mark.parametrize("method", ["r3f", "smart"])
+def test_smoothness_methods_refuse_the_token_level_logits_of_a_packed_row(tmp_path, method):
+    model = tiny_gpt2()
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, adv_method=method))
+    with pytest.raises(ValueError, match=r"got \(1, 35, 50\) for 4 examples"):
+        trainer.training_step(model, DataCollatorWithFlattening()(packing_rows()))
+
+
+def test_robustness_attack_on_a_packed_row_is_per_sequence(added):
+    model, rows = tiny_gpt2(), packing_rows()
+    model.config.use_cache = False  # as the Trainer sets it; with a cache, GPT-2 does not attend per sequence
+    packed = DataCollatorWithFlattening()(rows)
+    robust_predictions(model, [packed], EPS, 1, "l2", gather=lambda t: t, alpha=EPS)
+    packed_delta = added[-1]
+    robust_predictions(model, [padded(rows)], EPS, 1, "l2", gather=lambda t: t, alpha=EPS)
+    for i, sequence_delta in enumerate(split(packed_delta)):
+        assert sequence_delta.norm().item() == pytest.approx(EPS, rel=1e-5)
+        torch.testing.assert_close(sequence_delta, added[-1][i, : LENGTHS[i]], atol=1e-6, rtol=1e-4)
+    model.config.use_cache = True
+    with pytest.raises(ValueError, match="GPT2LMHeadModel does not attend per packed sequence"):
+        robust_predictions(model, [packed], EPS, 1, "l2", gather=lambda t: t, alpha=EPS)
