@@ -65,8 +65,8 @@ def packed_sequences(inputs):
     they start at: 0, or 2 for RoBERTa-like models). A packed batch without `position_ids` is refused: the model
     would attend across its sequences.
     """
-    if inputs.get("attention_mask") is not None or inputs.get("input_ids") is None:
-        return None
+    if inputs.get("attention_mask") is not None or inputs.get("input_ids") is None or inputs["input_ids"].dim() != 2:
+        return None  # packing is a (rows, tokens) layout without a mask
     input_ids, position_ids = inputs["input_ids"], inputs.get("position_ids")
     starts = torch.zeros(input_ids.shape, dtype=torch.bool, device=input_ids.device)  # (B, T)
     key = next((key for key in BOUNDARY_KEYS if inputs.get(key) is not None), None)

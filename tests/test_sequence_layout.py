@@ -60,3 +60,8 @@ def test_a_packed_row_without_position_ids_is_refused():
         ValueError, match="no `position_ids`.*`DataCollatorWithFlattening\\(return_position_ids=True\\)`"
     ):
         packed_sequences({"input_ids": IDS, "cu_seq_lens_q": torch.tensor([0, 3, 5, 9])})
+
+
+def test_multiple_choice_position_ids_are_not_read_as_packing():
+    ids = torch.ones(2, 3, 4, dtype=torch.long)  # (examples, choices, T), no attention mask
+    assert packed_sequences({"input_ids": ids, "position_ids": torch.arange(4).expand(2, 3, 4)}) is None
