@@ -8,6 +8,7 @@ from transformers import (
     BertForQuestionAnswering,
     BertForTokenClassification,
     DataCollatorWithFlattening,
+    RobertaForMultipleChoice,
 )
 
 from adv_trainer import AdversarialTrainer
@@ -23,7 +24,17 @@ from tests.test_attacks import (
     unit,
     zeros,
 )
-from tests.tiny_models import VOCAB, arguments, classification_rows, collate, dataset, tiny_bert, tiny_gpt2, tiny_llama
+from tests.tiny_models import (
+    VOCAB,
+    arguments,
+    classification_rows,
+    collate,
+    dataset,
+    tiny_bert,
+    tiny_gpt2,
+    tiny_llama,
+    tiny_roberta,
+)
 
 CHOICES = 3
 
@@ -57,8 +68,10 @@ def logits_at(model, inputs, delta, grad=False):
         handle.remove()
 
 
-def test_multiple_choice_gets_one_perturbation_per_example_and_choice(tmp_path, added):
-    model, inputs = tiny_bert(head=BertForMultipleChoice), collate_choices(multiple_choice_rows())
+@pytest.mark.parametrize("make_model", [tiny_bert, tiny_roberta], ids=["bert", "roberta"])
+def test_multiple_choice_gets_one_perturbation_per_example_and_choice(tmp_path, added, make_model):
+    head = {tiny_bert: BertForMultipleChoice, tiny_roberta: RobertaForMultipleChoice}[make_model]
+    model, inputs = make_model(head=head), collate_choices(multiple_choice_rows())
     assert inputs["input_ids"].shape[:2] == (4, CHOICES)
     assert_fgm_matches_the_hand_computation(tmp_path, model, inputs)
     final = added[-1]  # (examples·choices, T, E)

@@ -52,10 +52,10 @@ def tiny_bert(num_labels=2, seed=0, hidden_size=16, head=BertForSequenceClassifi
     return head(config)
 
 
-def tiny_roberta(seed=0):
+def tiny_roberta(seed=0, head=RobertaForSequenceClassification):
     torch.manual_seed(seed)
     config = RobertaConfig(hidden_size=16, max_position_embeddings=40, pad_token_id=0, **SMALL, **NO_DROPOUT)
-    return RobertaForSequenceClassification(config)
+    return head(config)
 
 
 def tiny_distilbert(seed=0):
