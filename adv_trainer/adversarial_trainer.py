@@ -14,6 +14,7 @@ from .perturbed_passes import PerturbedPasses
 from .recorded_state import unrecorded
 from .robustness.advglue import evaluate_advglue_with_trainer
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
+from .sequence_layout import check_packing_is_honoured, packed_sequences
 from .unsupported import check_class_order, check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
@@ -47,6 +48,7 @@ class AdversarialTrainer(Trainer):
         self.attack = build_attack(self.args)
         self._loss_divides_by_num_items = None
         self._model_checked = False
+        self._packing_checked = False
         self._adversarial_metrics = AdversarialMetrics()
 
     def _hp_search_setup(self, trial):
@@ -91,6 +93,9 @@ class AdversarialTrainer(Trainer):
         if not self._model_checked:
             check_model(unwrapped, self.args)
             self._model_checked = True
+        groups = packed_sequences(inputs)
+        if groups is not None and not self._packing_checked:
+            self._packing_checked = check_packing_is_honoured(unwrapped, inputs, groups)
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
             clean_loss = self.attack.clean_pass(passes)

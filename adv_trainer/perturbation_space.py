@@ -1,7 +1,10 @@
 """Where a perturbation lives, how it is measured, and how it maps onto the embedding output of one micro-batch.
 
-A perturbation is held as a `(G, N, E)` float32 tensor of G groups, each normalised and projected on its own:
-- scope `example`: G = batch size, N = sequence length; padding positions (mask 0) stay exactly zero.
+A perturbation is held as a `(G, N, E)` float32 tensor of G groups, each normalised and projected on its own, and
+every position `(b, t)` of the embedding output reads one slot `(g, n)`:
+- scope `example`: one group per sequence, N = the longest sequence; padding positions (mask 0) stay exactly zero.
+  A sequence is a row of the embedding output (G = B, N = T, slot (b, t)), or one sequence of a packed row
+  (`groups`: slot (sequence, offset in it)).
 - scope `vocab`: G = 1, N = the distinct token ids of the micro-batch; row n is added at every occurrence of
   token n, which is what editing the embedding weight does, without touching (or copying) the weight.
 
@@ -72,19 +75,30 @@ class PerturbationSpace:
         attention_mask: `(B, T)`; positions with 0 are never perturbed.
         input_ids: `(B, T)`, needed by the `vocab` scope.
         dim: E, the embedding width.
+        groups: `(B, T)` long, the sequence of each position for the `example` scope, numbered 0..G-1 in row-major
+            order, each sequence's positions contiguous (`sequence_layout.packed_sequences`); None: one per row.
     """
 
-    def __init__(self, norm, scope, attention_mask, input_ids, dim):
+    def __init__(self, norm, scope, attention_mask, input_ids, dim, groups=None):
         self.ball = BALLS[norm]
         self.dim = dim
         self.position_mask = attention_mask.float()  # (B, T)
         self.skipped = torch.zeros((), device=attention_mask.device)
         if scope == "vocab":
-            token_ids, self.position_token = torch.unique(input_ids, return_inverse=True)  # (U,), (B, T)
+            token_ids, self.slot = torch.unique(input_ids, return_inverse=True)  # (U,), (B, T)
             self.mask = torch.ones(1, len(token_ids), device=attention_mask.device)  # (1, U)
-        else:
-            self.position_token = None
-            self.mask = self.position_mask  # (B, T)
+            return
+        rows, length = attention_mask.shape
+        if groups is None:
+            groups = torch.arange(rows, device=attention_mask.device)[:, None].expand(rows, length)
+        group = groups.flatten()  # (B·T,)
+        index = torch.arange(group.numel(), device=group.device)
+        first = torch.full((int(group.max()) + 1,), group.numel(), device=group.device)  # (G,)
+        offset = index - first.scatter_reduce(0, group, index, "amin")[group]  # position within its sequence
+        width = int(offset.max()) + 1  # N
+        self.slot = (group * width + offset).view(rows, length)  # (B, T): flat index into (G·N)
+        mask = torch.zeros(len(first) * width, device=group.device)
+        self.mask = mask.scatter_(0, group * width + offset, self.position_mask.flatten()).view(-1, width)  # (G, N)
 
     def zeros(self):
         return torch.zeros(*self.mask.shape, self.dim, device=self.mask.device)
@@ -104,10 +118,9 @@ class PerturbationSpace:
     def gradient(self, position_grad):
         """Maps dL/d(embedding output) `(B, T, E)` to the gradient with respect to this space's perturbation."""
         g = position_grad.float() * self.position_mask[..., None]
-        if self.position_token is None:
-            return g
-        rows = torch.zeros(self.mask.shape[1], self.dim, device=g.device)
-        return rows.index_add_(0, self.position_token.flatten(), g.flatten(0, 1))[None]  # (1, U, E)
+        slots = torch.zeros(self.mask.numel(), self.dim, device=g.device)  # (G·N, E)
+        # Each slot of the `example` scope is read by one position; a `vocab` slot sums its token's occurrences.
+        return slots.index_add_(0, self.slot.flatten(), g.flatten(0, 1)).view(*self.mask.shape, self.dim)
 
     def ascend(self, delta, gradient, step_size):
         """`delta + step_size * direction(gradient)`; groups with a non-finite gradient do not move."""
@@ -124,6 +137,4 @@ class PerturbationSpace:
 
     def positions(self, delta):
         """The `(B, T, E)` tensor to add to the embedding output."""
-        if self.position_token is not None:
-            delta = delta[0][self.position_token]
-        return delta * self.position_mask[..., None]
+        return delta.flatten(0, 1)[self.slot] * self.position_mask[..., None]

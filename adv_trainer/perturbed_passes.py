@@ -2,10 +2,9 @@
 
 import contextlib
 
-import torch
-
 from .perturbation_space import PerturbationSpace
 from .prediction_divergence import prediction_divergence, sequence_logits
+from .sequence_layout import as_embedding_layout, example_count, packed_sequences, position_mask
 
 __all__ = ["PerturbedPasses"]
 
@@ -70,7 +69,7 @@ class PerturbedPasses:
         """Forward at delta = 0 only, its graph kept for `regularized_pass`; sets `space`. Returns the scaled loss."""
         self.clean_loss, outputs = self._loss(None, final=False, return_outputs=True)
         self.space = self._space(self.hook.delta.shape)
-        self.clean_logits = sequence_logits(outputs, self.hook.delta.shape[0])
+        self.clean_logits = sequence_logits(outputs, example_count(self.inputs, self.hook.delta.shape))
         return self.clean_loss.detach()
 
     def input_gradient(self, delta):
@@ -102,7 +101,7 @@ class PerturbedPasses:
         """
         position_delta = self.space.positions(delta).requires_grad_()
         _, outputs = self._loss(position_delta, final=False, return_outputs=True)
-        logits = sequence_logits(outputs, position_delta.shape[0])
+        logits = sequence_logits(outputs, len(self.clean_logits))
         divergence = prediction_divergence(self.clean_logits.detach(), logits).mean()
         self.trainer.accelerator.backward(divergence, inputs=[position_delta])
         return self.space.gradient(position_delta.grad)
@@ -118,7 +117,7 @@ class PerturbedPasses:
             raise RuntimeError("An attack ran a parameter pass after its final one.")
         position_delta = self.space.positions(delta)
         _, outputs = self._loss(position_delta, final=True, return_outputs=True)
-        logits = sequence_logits(outputs, position_delta.shape[0])
+        logits = sequence_logits(outputs, len(self.clean_logits))
         divergence = prediction_divergence(self.clean_logits, logits).mean()
         divergence = divergence / self.trainer._micro_batches_per_step()
         self.adversarial_losses.append(divergence.detach())
@@ -147,22 +146,12 @@ class PerturbedPasses:
 
     def _space(self, shape):
         args = self.trainer.args
-        mask, input_ids = self._attention_mask(shape), self._input_ids()
-        return PerturbationSpace(args.adv_norm, args.adv_scope, mask, input_ids, shape[-1])
-
-    def _attention_mask(self, shape):
-        mask = self.inputs.get("attention_mask")
-        if mask is None:
-            return torch.ones(shape[:2], device=self.hook.delta.device)
-        if tuple(mask.shape) != tuple(shape[:2]):
-            raise ValueError(
-                f"`attention_mask` has shape {tuple(mask.shape)} but the input embedding's output has shape "
-                f"{tuple(shape)}; adversarial training needs a (batch, sequence) mask that matches the embedding."
-            )
-        return mask
-
-    def _input_ids(self):
-        input_ids = self.inputs.get("input_ids")
-        if input_ids is None and self.trainer.args.adv_scope == "vocab":
-            raise ValueError("`adv_scope='vocab'` needs `input_ids` in the batch: it perturbs per vocabulary row.")
-        return input_ids
+        mask = position_mask(self.inputs, shape, self.hook.delta.device)
+        groups, input_ids = packed_sequences(self.inputs), None
+        if args.adv_scope == "vocab":
+            if self.inputs.get("input_ids") is None:
+                raise ValueError("`adv_scope='vocab'` needs `input_ids` in the batch: it perturbs per vocabulary row.")
+            input_ids = as_embedding_layout(self.inputs["input_ids"], "input_ids", shape)
+        if groups is not None:
+            groups = as_embedding_layout(groups, "input_ids", shape)
+        return PerturbationSpace(args.adv_norm, args.adv_scope, mask, input_ids, shape[-1], groups)

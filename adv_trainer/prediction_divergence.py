@@ -30,7 +30,8 @@ def sequence_logits(outputs, batch_size):
     if logits.dim() != 2 or logits.shape[0] != batch_size:
         raise ValueError(
             f"SMART and R3F regularise one prediction per example, logits of shape (batch, classes); got "
-            f"{tuple(logits.shape)}. Token-level heads and causal language models are not supported: use fgm, pgd "
-            "or freelb."
+            f"{tuple(logits.shape)} for {batch_size} examples (each sequence of a packed row is one). Token-level "
+            "heads, causal language models and sequence heads on packed rows are not supported: use fgm, pgd or "
+            "freelb."
         )
     return logits

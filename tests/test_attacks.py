@@ -39,7 +39,12 @@ def input_grad(model, inputs, delta):
 
 
 def zeros(model, inputs):
-    return torch.zeros(*inputs["input_ids"].shape, model.get_input_embeddings().embedding_dim)  # (B, T, E)
+    """delta = 0 in the embedding output's layout; multiple choice's (examples, choices, T) ids embed as (B, T)."""
+    return torch.zeros(*sequences(inputs["input_ids"]).shape, model.get_input_embeddings().embedding_dim)  # (B, T, E)
+
+
+def sequences(tensor):
+    return tensor.reshape(-1, tensor.shape[-1])  # (B, T)
 
 
 def hand_gradients(model, inputs, adversarial_points, weights):
@@ -68,7 +73,7 @@ def test_fgm_gradient_equals_the_update_rule_computed_by_hand(tmp_path):
 
 
 def assert_fgm_matches_the_hand_computation(tmp_path, model, inputs):
-    delta = EPS * unit(input_grad(model, inputs, zeros(model, inputs)), inputs["attention_mask"])
+    delta = EPS * unit(input_grad(model, inputs, zeros(model, inputs)), sequences(inputs["attention_mask"]))
     expected = hand_gradients(model, inputs, [delta], [1.0])
     assert_same(trainer_gradients(tmp_path, model, inputs, adv_method="fgm", adv_epsilon=EPS), expected)
 

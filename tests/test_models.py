@@ -15,10 +15,18 @@ from tests.tiny_models import (
     max_weight_difference,
     tiny_albert,
     tiny_bert,
+    tiny_deberta_v2,
     tiny_distilbert,
     tiny_electra,
+    tiny_gemma,
     tiny_gpt2,
+    tiny_llama,
+    tiny_llama_classifier,
+    tiny_mistral_classifier,
+    tiny_modernbert,
+    tiny_qwen2,
     tiny_roberta,
+    tiny_xlm_roberta,
     train,
 )
 
@@ -29,6 +37,14 @@ FAMILIES = {
     "albert": (tiny_albert, classification_rows),  # embedding_size 8 != hidden_size 16
     "electra": (tiny_electra, classification_rows),  # embedding_size 8 != hidden_size 16
     "gpt2": (tiny_gpt2, lm_rows),  # causal LM, output projection tied to the input embedding
+    "deberta-v2": (tiny_deberta_v2, classification_rows),  # relative attention, no absolute position input
+    "modernbert": (tiny_modernbert, classification_rows),  # rotary, local and global attention
+    "xlm-roberta": (tiny_xlm_roberta, classification_rows),
+    "llama-classifier": (tiny_llama_classifier, classification_rows),  # last non-padding token's logits
+    "llama": (tiny_llama, lm_rows),
+    "qwen2": (tiny_qwen2, lm_rows),
+    "mistral-classifier": (tiny_mistral_classifier, classification_rows),
+    "gemma": (tiny_gemma, lm_rows),  # embedding output scaled by sqrt(hidden size)
 }
 
 
@@ -48,6 +64,21 @@ def test_pgd_trains_each_family_and_leaves_no_hook(tmp_path, family):
     assert max_weight_difference(model, trainer.model) > 1e-3
     logs = trainer.state.log_history[0]
     assert logs["adv_loss"] > 0 and 0 < logs["adv_delta_norm"] <= 0.3 + 1e-6
+
+
+def test_gemma_perturbs_the_scaled_embedding_output(tmp_path, added):
+    """Gemma's embedding module returns sqrt(hidden) x its weight rows: the hook adds delta after that scaling, so
+    ||delta|| = eps on the scaled output, and the hand computation above perturbs the same tensor."""
+    model, inputs = tiny_gemma(), collate(lm_rows(4))
+    embedding = model.get_input_embeddings()
+    output = embedding(inputs["input_ids"])
+    torch.testing.assert_close(output, embedding.weight[inputs["input_ids"]] * 16**0.5)
+    AdversarialTrainer(model=model, args=arguments(tmp_path, adv_method="fgm", adv_epsilon=0.3)).training_step(
+        model, inputs
+    )
+    mask = inputs["attention_mask"].bool()
+    torch.testing.assert_close(added[-1].norm(dim=-1).pow(2).sum(dim=1).sqrt(), torch.full((4,), 0.3))
+    assert (added[-1][~mask] == 0).all()
 
 
 def test_frozen_embedding_stays_unchanged_while_the_rest_trains(tmp_path):

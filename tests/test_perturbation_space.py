@@ -118,3 +118,37 @@ def test_vocab_scope_projects_over_all_rows_together():
     s = space(scope="vocab")
     delta = s.project(s.ascend(s.zeros(), s.gradient(gradient()), 3.0), 1.0)
     torch.testing.assert_close(s.norms(delta), torch.ones(1))
+
+
+# The three sequences of MASK packed into one row without padding: 3, 2 and 4 tokens.
+GROUPS = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2, 2]])
+
+
+def packed(norm="l2"):
+    return PerturbationSpace(norm, "example", torch.ones(1, 9), None, dim=2, groups=GROUPS)
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_packed_sequences_are_the_groups_and_get_the_perturbation_of_the_padded_batch(norm):
+    g = gradient()
+    padded_space, packed_space = space(norm), packed(norm)
+    packed_gradient = g[MASK.bool()][None]  # (1, 9, 2): the padded batch's tokens in row-major order
+    padded_delta = padded_space.project(padded_space.ascend(padded_space.zeros(), padded_space.gradient(g), 0.5), 0.3)
+    packed_delta = packed_space.project(
+        packed_space.ascend(packed_space.zeros(), packed_space.gradient(packed_gradient), 0.5), 0.3
+    )
+    assert packed_delta.shape == (3, 4, 2)  # (sequences, longest sequence, E)
+    torch.testing.assert_close(packed_space.norms(packed_delta), padded_space.norms(padded_delta))
+    torch.testing.assert_close(packed_space.norms(packed_delta), torch.full((3,), 0.3))
+    torch.testing.assert_close(
+        packed_space.positions(packed_delta)[0], padded_space.positions(padded_delta)[MASK.bool()]
+    )
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_packed_random_start_is_bounded_per_sequence(norm):
+    torch.manual_seed(0)
+    s = packed(norm)
+    delta = s.random(0.05)
+    assert ((s.norms(delta) <= 0.05) & (s.norms(delta) > 0)).all()
+    assert (delta[s.mask == 0] == 0).all()  # the slots past a sequence's end stay zero

@@ -9,16 +9,31 @@ from transformers import (
     AlbertForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
+    DebertaV2Config,
+    DebertaV2ForSequenceClassification,
     DistilBertConfig,
     DistilBertForSequenceClassification,
     ElectraConfig,
     ElectraForSequenceClassification,
+    GemmaConfig,
+    GemmaForCausalLM,
     GPT2Config,
     GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlamaForSequenceClassification,
+    MistralConfig,
+    MistralForSequenceClassification,
+    ModernBertConfig,
+    ModernBertForSequenceClassification,
+    Qwen2Config,
+    Qwen2ForCausalLM,
     RobertaConfig,
     RobertaForSequenceClassification,
     Trainer,
     TrainingArguments,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
 )
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
@@ -28,18 +43,19 @@ NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 SMALL = {"vocab_size": VOCAB, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 
 
-def tiny_bert(num_labels=2, seed=0, hidden_size=16):
+def tiny_bert(num_labels=2, seed=0, hidden_size=16, head=BertForSequenceClassification):
+    """A BERT with the given head class (sequence classification, multiple choice, token classification, QA)."""
     torch.manual_seed(seed)
     config = BertConfig(
         hidden_size=hidden_size, max_position_embeddings=32, num_labels=num_labels, **SMALL, **NO_DROPOUT
     )
-    return BertForSequenceClassification(config)
+    return head(config)
 
 
-def tiny_roberta(seed=0):
+def tiny_roberta(seed=0, head=RobertaForSequenceClassification):
     torch.manual_seed(seed)
     config = RobertaConfig(hidden_size=16, max_position_embeddings=40, pad_token_id=0, **SMALL, **NO_DROPOUT)
-    return RobertaForSequenceClassification(config)
+    return head(config)
 
 
 def tiny_distilbert(seed=0):
@@ -81,6 +97,64 @@ def tiny_gpt2(seed=0):
         attn_pdrop=0.0,
     )
     return GPT2LMHeadModel(config)
+
+
+def tiny_deberta_v2(seed=0):
+    """DeBERTa-v2/v3: disentangled relative attention (position buckets) and no absolute position input."""
+    torch.manual_seed(seed)
+    config = DebertaV2Config(
+        hidden_size=16, max_position_embeddings=32, relative_attention=True, position_buckets=8,
+        max_relative_positions=16, pos_att_type=["p2c", "c2p"], position_biased_input=False, pad_token_id=0,
+        **SMALL, **NO_DROPOUT,
+    )  # fmt: skip
+    return DebertaV2ForSequenceClassification(config)
+
+
+def tiny_modernbert(seed=0):
+    """ModernBERT: rotary positions, alternating local (window 8) and global attention."""
+    torch.manual_seed(seed)
+    config = ModernBertConfig(
+        hidden_size=16, max_position_embeddings=32, global_attn_every_n_layers=2, local_attention=8, pad_token_id=0,
+        **SMALL,
+    )  # fmt: skip
+    return ModernBertForSequenceClassification(config)
+
+
+def tiny_xlm_roberta(seed=0):
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(hidden_size=16, max_position_embeddings=40, pad_token_id=0, **SMALL, **NO_DROPOUT)
+    return XLMRobertaForSequenceClassification(config)
+
+
+# Llama-style decoders: rotary positions, RMSNorm, grouped-query attention (2 query heads share 1 key/value head).
+DECODER = {**SMALL, "hidden_size": 16, "head_dim": 8, "num_key_value_heads": 1, "max_position_embeddings": 32}
+
+
+def tiny_decoder(config_class, model_class, seed=0):
+    """A tiny decoder of a Llama-style family; its sequence classifier reads the last non-padding token (pad 0)."""
+    torch.manual_seed(seed)
+    return model_class(config_class(pad_token_id=0, **DECODER))
+
+
+def tiny_llama(seed=0):
+    return tiny_decoder(LlamaConfig, LlamaForCausalLM, seed)
+
+
+def tiny_llama_classifier(seed=0):
+    return tiny_decoder(LlamaConfig, LlamaForSequenceClassification, seed)
+
+
+def tiny_qwen2(seed=0):
+    return tiny_decoder(Qwen2Config, Qwen2ForCausalLM, seed)
+
+
+def tiny_mistral_classifier(seed=0):
+    return tiny_decoder(MistralConfig, MistralForSequenceClassification, seed)
+
+
+def tiny_gemma(seed=0):
+    """Gemma's embedding module multiplies its output by sqrt(hidden size) = 4."""
+    return tiny_decoder(GemmaConfig, GemmaForCausalLM, seed)
 
 
 def classification_rows(n=16, seed=0, num_labels=2, min_len=3, max_len=10):

@@ -11,7 +11,7 @@ class FGM(EmbeddingAttack):
 
     Update rule, with g = dL(e)/de from the clean pass:
 
-        delta = eps * g / ||g||_2            (adv_norm="l2"; ||.|| over the example's non-padding positions)
+        delta = eps * g / ||g||_2            (adv_norm="l2"; ||.|| over each sequence's non-padding positions)
         delta = eps * sign(g)                (adv_norm="linf")
         grad_theta = grad_theta L(e) + w * grad_theta L(e + delta)
 

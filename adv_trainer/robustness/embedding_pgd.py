@@ -12,6 +12,7 @@ from transformers import EvalPrediction
 from ..attacks import PGD
 from ..embedding_hook import EmbeddingOutputHook, input_embedding
 from ..perturbation_space import PerturbationSpace
+from ..sequence_layout import check_packing_is_honoured, packed_sequences, position_mask
 
 __all__ = ["EvaluationPasses", "check_robustness_arguments", "metrics_of", "robust_predictions"]
 
@@ -32,10 +33,9 @@ class EvaluationPasses:
         loss = self._loss(None)
         position_delta = self.hook.delta  # the zero leaf the hook created
         (gradient,) = torch.autograd.grad(loss, position_delta)
-        mask = self.inputs.get("attention_mask")
-        if mask is None:
-            mask = torch.ones(position_delta.shape[:2], device=position_delta.device)
-        self.space = PerturbationSpace(self.norm, "example", mask, None, position_delta.shape[-1])
+        shape = position_delta.shape
+        mask, groups = position_mask(self.inputs, shape, position_delta.device), packed_sequences(self.inputs)
+        self.space = PerturbationSpace(self.norm, "example", mask, None, shape[-1], groups)
         self.clean_gradient = self.space.gradient(gradient)
 
     def input_gradient(self, delta):
@@ -74,14 +74,18 @@ def robust_predictions(model, batches, eps, steps, norm, gather, alpha=None):
     was_training = model.training
     model.eval()
     logits, labels = [], []
+    packing_checked = False
     try:
-        with EmbeddingOutputHook(input_embedding(model)) as hook:
-            for inputs in batches:
+        for inputs in batches:
+            groups = packed_sequences(inputs)
+            if groups is not None and not packing_checked:  # before the hook: the check runs the model
+                packing_checked = check_packing_is_honoured(model, inputs, groups)
+            with EmbeddingOutputHook(input_embedding(model)) as hook:
                 passes = EvaluationPasses(model, inputs, hook, norm)
                 passes.clean()
                 attack.perturb(passes)
-                logits.append(gather(passes.logits.detach()))
-                labels.append(gather(inputs["labels"]))
+            logits.append(gather(passes.logits.detach()))
+            labels.append(gather(inputs["labels"]))
     finally:
         model.train(was_training)
     return torch.cat(logits), torch.cat(labels)
