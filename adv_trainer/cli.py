@@ -49,7 +49,9 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         shown = action.default not in (None, "", argparse.SUPPRESS) and action.option_strings and action.nargs != 0
-        return f"{action.help} (default: {action.default})" if shown and "%(default)" not in action.help else action.help
+        return (
+            f"{action.help} (default: {action.default})" if shown and "%(default)" not in action.help else action.help
+        )
 
 
 class _HelpAll(argparse.Action):
@@ -115,8 +117,8 @@ class ScriptParser(HfArgumentParser):
 
 
 def effective_default(name):
-    """`adv_<key>`'s defaults as `--help` states them, e.g. for `adv_epsilon`:
-    "Default: l2 0.05 (fgm, pgd, freelb, smart), 0.001 (awp); linf 0.001 (...); vocab l2 1.0 (fgm, pgd, freelb); ..."."""
+    """The defaults of the `adv_*` field `name` per norm and scope, from `DEFAULTS`, as `--help` states them, e.g.
+    "Default: l2: 0.05 (fgm, pgd, freelb, smart), 0.001 (awp); linf: 0.001 (fgm, pgd, freelb, smart); ..."."""
     key = name.removeprefix("adv_")
     if key == "weight":
         return "Default: 1.0 for every method."
@@ -165,9 +167,7 @@ def run_summary(output_dir, since, seconds=None):
         shown = {k: v for k, v in results.items() if not any(part in k for part in NOT_RESULTS)}
         if shown:
             lines.append("Results: " + ", ".join(f"{k} {_number(v)}" for k, v in shown.items()))
-    written = sorted(
-        p.name + ("/" if p.is_dir() else "") for p in output_dir.glob("*") if p.stat().st_mtime >= since
-    )
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in output_dir.glob("*") if p.stat().st_mtime >= since)
     if written:
         lines.append(f"Wrote to {output_dir}/: {', '.join(written)}")
     return "\n".join(lines)
