@@ -11,6 +11,8 @@ import pytest
 
 from adv_trainer.cli import guarded, run_summary
 from scripts import attack, run_glue
+from tests.glue_files import shared_glue
+from tests.test_run_glue import run, tiny_model  # noqa: F401  (tiny_model is a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,3 +131,18 @@ def test_run_summary_gives_results_and_what_the_run_wrote(tmp_path):
         "Results: train_loss 0.6931, eval_accuracy 0.8125",
         f"Wrote to {tmp_path}/: all_results.json, runs/",
     ]
+
+
+def test_attack_shows_progress_and_says_where_its_results_went(tmp_path, tiny_model, capsys):  # noqa: F811
+    glue = shared_glue()
+    trained = run(tiny_model, tmp_path / "model", "--task_name", "sst2", "--glue_dir", str(glue), "--do_train",
+                  "--max_train_samples", "16")  # fmt: skip
+    capsys.readouterr()
+    attack.main(["--model_name_or_path", str(trained), "--task_name", "sst2", "--glue_dir", str(glue),
+                 "--max_eval_samples", "5", "--attack_max_queries", "20", "--use_cpu", "true"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert "Word-substitution attack" in err and "5/5" in err  # the tqdm bar, one tick per example
+    rate = json.loads((trained / "attack" / "all_results.json").read_text())["eval_attack_success_rate"]
+    summary = out.splitlines()[-2:]
+    assert summary[0].startswith("Results: ") and f"eval_attack_success_rate {rate:.4g}" in summary[0]
+    assert summary[1].startswith(f"Wrote to {trained / 'attack'}/:") and "eval_results.json" in summary[1]
