@@ -49,8 +49,9 @@ def require_synchronised_gradients(args):
 
 def end_process_group(wait=True):
     """Ends the torch.distributed process group, if any, after every process reached this point (`wait`; not after an
-    error, which the other processes may never reach): without it a gloo process can abort at exit ("terminate called
-    without an active exception") after a run that succeeded."""
+    error, which the other processes may never reach). Without it a gloo process can abort at exit ("terminate called
+    without an active exception") after a run that succeeded: gloo's worker threads still hold work objects whose
+    tensors are freed during interpreter finalisation (the cause described in pytorch/pytorch PR 179291)."""
     if dist.is_available() and dist.is_initialized():
         if wait:
             dist.barrier()
