@@ -4,8 +4,11 @@ import enum
 import math
 import warnings
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 
 from transformers import TrainingArguments
+
+from .cpu_ddp import require_synchronised_gradients, use_cpu_when_launched
 
 __all__ = [
     "AdversarialMethod",
@@ -205,6 +208,7 @@ class AdversarialTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        use_cpu_when_launched(self)  # `torchrun` on a machine without an accelerator: DDP on the CPU (cpu_ddp.py)
         super().__post_init__()
         self._adversarial_given = {name: getattr(self, name) for name in _ADVERSARIAL_FIELDS}
         self.resolve_adversarial_fields()
@@ -249,6 +253,12 @@ class AdversarialTrainingArguments(TrainingArguments):
         if self.adv_weight is None:
             self.adv_weight = 1.0
         self._validate_values()
+
+    @cached_property
+    def _setup_devices(self):
+        device = super()._setup_devices
+        require_synchronised_gradients(self)
+        return device
 
     def _drop_unused(self):
         # A config written for PGD and run with `--adv_method fgm` is legitimate; the leftovers are said and unset.

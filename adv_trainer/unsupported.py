@@ -67,7 +67,8 @@ def check_model(model, args):
             _refuse(
                 "reentrant gradient checkpointing",
                 "it cannot compute the gradient with respect to the perturbation alone. Use "
-                "`gradient_checkpointing_kwargs={'use_reentrant': False}`.",
+                "`activation_checkpointing_kwargs={'use_reentrant': False}` (`gradient_checkpointing_kwargs` in "
+                "transformers releases before `activation_checkpointing`).",
             )
 
 

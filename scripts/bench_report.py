@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp"]
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
+# One colour and one marker per method or speed variant, the same in every plot: no two lines look alike.
+COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
 ROBUST_COLUMNS = [
     ("eval_robust_accuracy_eps0.05", "PGD eps 0.05"),
     ("eval_robust_accuracy_eps0.1", "PGD eps 0.1"),
@@ -76,14 +79,24 @@ def plot_quality(task, metric, methods, by_run):
     figure, axis = plt.subplots(figsize=(5, 3.2))
     for x, method in enumerate(methods):
         values = [100 * r["results"][metric] for r in by_run[(task, method)]]
-        axis.scatter([x] * len(values), values, color="tab:blue", alpha=0.6)
-        axis.errorbar(x + 0.15, statistics.mean(values), yerr=seed_spread(values), fmt="o", color="black", capsize=4)
+        axis.scatter([x] * len(values), values, color="tab:blue", alpha=0.6, label="one seed" if x == 0 else None)
+        axis.errorbar(
+            x + 0.15, statistics.mean(values), yerr=seed_spread(values), fmt="o", color="black", capsize=4,
+            label="mean ± std" if x == 0 else None,
+        )  # fmt: skip
+    axis.legend(fontsize=7)
     axis.set_xticks(range(len(methods)), methods)
     axis.set_ylabel(f"{metric.removeprefix('eval_')} (×100)")
     axis.set_title(f"{task}: dev metric per seed, mean ± std")
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / f"quality_{task}.png", dpi=120)
     plt.close(figure)
+
+
+def line_style(name, names):
+    """The colour and marker of `name`, by its place in `names` (all methods, or all speed variants)."""
+    index = names.index(name)
+    return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)]}
 
 
 def seed_spread(values):
@@ -99,15 +112,31 @@ def robust_radii(results):
 
 
 def plot_robustness(task, methods, by_run, radii):
-    """Dev accuracy against the attack radius; mean ± std over seeds per method."""
-    figure, axis = plt.subplots(figsize=(5, 3.2))
+    """Dev accuracy against the attack radius, mean ± std over seeds: one panel per method (small multiples, since
+    the methods' lines lie within a few points of each other), each with plain fine-tuning (`none`) for reference."""
+    curves = {}
     for method in methods:
         values = [[100 * r["results"][key] for r in by_run[(task, method)]] for key in radii.values()]
-        means, spreads = [statistics.mean(v) for v in values], [seed_spread(v) for v in values]
-        axis.errorbar(list(radii), means, yerr=spreads, marker="o", capsize=3, label=method)
-    axis.set(xlabel="PGD attack radius ε (per example)", ylabel="accuracy (×100)")
-    axis.set_title(f"{task}: accuracy under embedding-space PGD")
-    axis.legend(fontsize=7)
+        curves[method] = [statistics.mean(v) for v in values], [seed_spread(v) for v in values]
+    others = [method for method in methods if method != "none"] or methods
+    columns = min(4, len(others))
+    rows = -(-len(others) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.3 * rows + 0.5), sharex=True, sharey=True, squeeze=False
+    )
+    for axis, method in zip(axes.flat, others, strict=False):
+        for m in ["none", method] if method != "none" and "none" in curves else [method]:
+            means, spreads = curves[m]
+            axis.errorbar(list(radii), means, yerr=spreads, capsize=3, label=m, **line_style(m, methods))
+        axis.set_title(method, fontsize=9)
+        axis.legend(fontsize=7)
+    for axis in axes.flat[len(others) :]:
+        axis.axis("off")
+    for axis in axes[-1]:
+        axis.set_xlabel("PGD radius ε (per example)", fontsize=8)
+    for axis in axes[:, 0]:
+        axis.set_ylabel("accuracy (×100)", fontsize=8)
+    figure.suptitle(f"{task}: dev accuracy under embedding-space PGD (mean ± std over seeds)", fontsize=10)
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / f"robustness_{task}.png", dpi=120)
     plt.close(figure)
@@ -189,24 +218,44 @@ def targets_section(speed):
     return lines + [""]
 
 
+# The panels of speed_growth.png: variants of similar cost together, so that their lines can be told apart.
+GROWTH_PANELS = {
+    "two passes (FGM's cost)": ["fgm", "recipe-fgm", "awp", "r3f"],
+    "PGD, K steps": ["pgd-k1", "pgd-k2", "pgd-k3", "pgd-k5", "recipe-pgd-k3"],
+    "FreeLB, SMART": ["freelb-k3", "smart-k1"],
+}
+
+
 def plot_growth(speed):
-    """Step time and peak memory against the tokens per row, one line per variant."""
+    """Step time (top) and peak memory (bottom) against the tokens per row: one column per group of variants
+    (small multiples), each with plain fine-tuning (`none`) for reference."""
     shapes = list(speed["shapes"].values())
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for variant in all_variants(speed):
-        points = sorted(
-            (shape["mean_tokens_per_row"], shape["variants"][variant])
-            for shape in shapes
-            if variant in shape["variants"]
-        )
-        tokens = [t for t, _ in points]
-        style = {"marker": "o", "label": variant, "linestyle": "--" if variant.startswith("recipe") else "-"}
-        axes[0].plot(tokens, [v["median_s"] for _, v in points], **style)
-        if all("peak_memory_mib" in v for _, v in points):
-            axes[1].plot(tokens, [v["peak_memory_mib"] for _, v in points], **style)
-    axes[0].set(xlabel="tokens per row", ylabel="seconds per step", title="step time vs length")
-    axes[1].set(xlabel="tokens per row", ylabel="peak MiB", title="peak memory vs length")
-    axes[0].legend(fontsize=7, ncol=2)
+    variants = all_variants(speed)
+    listed = {v for names in GROWTH_PANELS.values() for v in names}
+    panels = {title: [v for v in names if v in variants] for title, names in GROWTH_PANELS.items()}
+    panels["other"] = [v for v in variants if v not in listed and v != "none"]
+    panels = {title: names for title, names in panels.items() if names}
+    figure, axes = plt.subplots(2, len(panels), figsize=(4 * len(panels), 6.4), sharex=True, squeeze=False)
+    for column, (title, names) in enumerate(panels.items()):
+        for variant in ["none", *names] if "none" in variants else names:
+            points = sorted(
+                (shape["mean_tokens_per_row"], shape["variants"][variant])
+                for shape in shapes
+                if variant in shape["variants"]
+            )
+            tokens = [t for t, _ in points]
+            style = {"label": variant, "linestyle": "--" if variant.startswith("recipe") else "-"}
+            style.update(line_style(variant, variants))
+            axes[0, column].plot(tokens, [v["median_s"] for _, v in points], **style)
+            if all("peak_memory_mib" in v for _, v in points):
+                axes[1, column].plot(tokens, [v["peak_memory_mib"] for _, v in points], **style)
+        axes[0, column].set_title(title, fontsize=10)
+        axes[1, column].set_xlabel("tokens per row")
+        for axis in axes[:, column]:
+            axis.legend(fontsize=7)
+    axes[0, 0].set_ylabel("seconds per step")
+    axes[1, 0].set_ylabel("peak MiB")
+    figure.suptitle("step time and peak memory vs row length", fontsize=11)
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / "speed_growth.png", dpi=120)
     plt.close(figure)
@@ -232,7 +281,8 @@ def plot_speed(speed):
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(variants))], variants, rotation=45, ha="right")
         axis.set_title(title)
         axis.axhline(1.0, color="gray", linewidth=0.8)
-    axes[0].legend(title="length", fontsize=8)
+    for axis in axes:
+        axis.legend(title="length", fontsize=8)
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / "speed.png", dpi=120)
     plt.close(figure)

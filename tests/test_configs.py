@@ -19,7 +19,7 @@ def test_there_is_a_config_per_task_and_method_and_for_the_cpu_runs():
     names = {path.stem for path in CONFIGS}
     expected = {f"{task}_{method}" for task, method in itertools.product(GLUE_TRAINING_TASKS, METHODS)}
     assert expected <= names
-    assert {"sst2_minilm_pgd_cpu", "mrpc_minilm_pgd_cpu", "cola_minilm_pgd_cpu"} <= names
+    assert {"sst2_minilm_pgd_cpu", "mrpc_minilm_pgd_cpu", "cola_minilm_pgd_cpu", "wnli_minilm_pgd_cpu"} <= names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.stem for path in CONFIGS])

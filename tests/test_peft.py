@@ -60,7 +60,7 @@ def test_lora_with_non_reentrant_gradient_checkpointing_gives_the_same_update(tm
         tmp_path / "checkpointed",
         rows,
         gradient_checkpointing=True,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing_kwargs={"use_reentrant": False},
         **adv,
     )
     assert checkpointed.model.get_base_model().is_gradient_checkpointing

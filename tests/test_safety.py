@@ -128,6 +128,7 @@ def test_bf16_autocast_keeps_the_perturbation_in_float32(tmp_path, monkeypatch):
     assert log["adv_delta_norm"] <= 0.3 + 1e-6
 
 
+@pytest.mark.filterwarnings("error::FutureWarning")  # the deprecated `gradient_checkpointing*` aliases warn
 def test_non_reentrant_gradient_checkpointing_gives_the_same_update(tmp_path):
     rows = classification_rows(8)
     plain = train(tiny_bert(), tmp_path / "plain", rows, adv_method="pgd", adv_epsilon=0.3)
@@ -137,8 +138,8 @@ def test_non_reentrant_gradient_checkpointing_gives_the_same_update(tmp_path):
         rows,
         adv_method="pgd",
         adv_epsilon=0.3,
-        gradient_checkpointing=True,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        activation_checkpointing=True,
+        activation_checkpointing_kwargs={"use_reentrant": False},
     )
     assert max_weight_difference(plain.model, checkpointed.model) < 1e-6
 
@@ -150,8 +151,8 @@ def test_reentrant_gradient_checkpointing_is_refused(tmp_path):
             tmp_path,
             classification_rows(8),
             adv_method="fgm",
-            gradient_checkpointing=True,
-            gradient_checkpointing_kwargs={"use_reentrant": True},
+            activation_checkpointing=True,
+            activation_checkpointing_kwargs={"use_reentrant": True},
         )
 
 

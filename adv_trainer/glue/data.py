@@ -54,9 +54,12 @@ def load_custom_files(files, cache_dir=None):
         suffix = Path(path).suffix.lower()
         if suffix not in FILE_FORMATS:
             raise ValueError(f"`{split}_file` must be a .csv, .tsv, .json or .jsonl file, got {path}.")
+        builder, options = FILE_FORMATS[suffix]
         if not Path(path).is_file() or Path(path).stat().st_size == 0:
             raise ValueError(f"`{split}_file` {path} is missing or empty.")
-        builder, options = FILE_FORMATS[suffix]
+        header_lines = 0 if builder == "json" else 1
+        if _non_blank_lines(path, header_lines + 1) <= header_lines:
+            raise ValueError(f"`{split}_file` {path} has {'a header and ' if header_lines else ''}no rows of data.")
         dataset = load_dataset(builder, data_files={split: path}, cache_dir=cache_dir, **options)[split]
         if len(dataset) == 0:
             raise ValueError(f"`{split}_file` {path} has no rows.")
@@ -66,6 +69,17 @@ def load_custom_files(files, cache_dir=None):
             dataset = dataset.add_column("idx", list(range(len(dataset))))
         splits[split] = dataset
     return DatasetDict(splits)
+
+
+def _non_blank_lines(path, at_most):
+    """The number of non-blank lines of `path`, counted up to `at_most` (enough to tell a header-only file)."""
+    count = 0
+    with open(path, encoding="utf-8-sig") as f:
+        for line in f:
+            count += bool(line.strip())
+            if count >= at_most:
+                break
+    return count
 
 
 def text_columns_of(dataset, path):

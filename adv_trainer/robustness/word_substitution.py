@@ -17,6 +17,7 @@ WordPiece tokenizers (BERT, MiniLM); a word is a whitespace-separated unit of th
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from ..embedding_hook import EmbeddingOutputHook, input_embedding
 
@@ -194,10 +195,11 @@ def summarise(results):
     }
 
 
-def attack_dataset(attack, dataset, text_columns, max_examples=None):
-    """Attacks the first `max_examples` rows of a dataset with `text_columns` and integer `label`s."""
+def attack_dataset(attack, dataset, text_columns, max_examples=None, progress=False):
+    """Attacks the first `max_examples` rows of a dataset with `text_columns` and integer `label`s; `progress` shows a
+    progress bar (tqdm), one tick per example."""
     count = len(dataset) if max_examples is None else min(max_examples, len(dataset))
-    rows = dataset.select(range(count))
+    rows = tqdm(dataset.select(range(count)), desc="Word-substitution attack", unit="example", disable=not progress)
     return [attack.attack([row[column] for column in text_columns], row["label"]) for row in rows]
 
 

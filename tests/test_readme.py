@@ -1,0 +1,105 @@
+"""The README's examples cannot drift: the blocks marked `<!-- readme-test: run -->` run as written (offline, on the
+CPU, a few dozen rows), every other `scripts/run_glue.py` or `scripts/attack.py` command is parsed (config loaded,
+flags checked, nothing run), every `make` target exists, and every Python block compiles."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import attack, run_glue
+from tests.glue_files import shared_glue
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+BLOCK = re.compile(r"(?P<mark><!-- readme-test: run -->\n)?```(?P<language>\w+)\n(?P<code>.*?)```", re.S)
+BLOCKS = [(match["language"], match["code"], bool(match["mark"])) for match in BLOCK.finditer(README)]
+# The README's paths assume `../shared/glue` beside the repository; the tests use wherever the data is.
+README_GLUE_DIR = "../shared/glue"
+
+
+def commands(code):
+    """The shell commands of a bash block: continuation lines joined, comments dropped, as argument lists."""
+    return [shlex.split(line, comments=True) for line in code.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def script_arguments(command):
+    """(script name, its arguments) for a command that runs scripts/run_glue.py or scripts/attack.py, else None."""
+    for position, token in enumerate(command):
+        if token in ("scripts/run_glue.py", "scripts/attack.py"):
+            return Path(token).name, command[position + 1 :]
+    return None
+
+
+RUN_BASH = [command for language, code, run in BLOCKS if run and language == "bash" for command in commands(code)]
+RUN_PYTHON = [code for language, code, run in BLOCKS if run and language == "python"]
+OTHER_BASH = [
+    command for language, code, run in BLOCKS if not run and language == "bash" for command in commands(code)
+]
+PARSED = [command for command in OTHER_BASH if script_arguments(command)]
+MAKE = [command for command in OTHER_BASH if command[0] == "make"]
+
+
+def test_the_readme_marks_a_command_and_a_python_example_to_run():
+    assert len(RUN_BASH) == 1 and len(RUN_PYTHON) == 1
+    assert len(PARSED) >= 5 and len(MAKE) >= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", RUN_BASH, ids=lambda command: " ".join(command[:3]))
+def test_marked_commands_run_as_written(command, tmp_path):
+    assert command[0] == ".venv/bin/python"  # run here with the interpreter of the tests
+    env = {**os.environ, "GLUE_DIR": str(shared_glue()), "HF_HUB_OFFLINE": "1"}
+    run = [sys.executable, *command[1:], "--output_dir", str(tmp_path), "--report_to", "none"]
+    completed = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    logs = [line for line in completed.stdout.splitlines() if "'adv_loss'" in line and "'adv_delta_norm'" in line]
+    assert len(logs) == 3  # 48 rows, batch 16: every step logs its adversarial metrics
+    results = json.loads((tmp_path / "all_results.json").read_text())
+    assert results["train_samples"] == 48 and results["eval_samples"] == 48
+    summary = completed.stdout.splitlines()[-3:]
+    assert summary[0].startswith("Done in") and f"eval_accuracy {results['eval_accuracy']:.4g}" in summary[1]
+    assert summary[2].startswith(f"Wrote to {tmp_path}/:") and "model.safetensors" in summary[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", RUN_PYTHON, ids=["use"])
+def test_marked_python_examples_run_as_written(code, tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(code.replace(README_GLUE_DIR, str(shared_glue())))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    completed = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    logs = [line for line in completed.stdout.splitlines() if "'adv_loss'" in line and "'adv_delta_norm'" in line]
+    assert len(logs) == 4  # 64 rows, batch 16, logging_steps=1
+    assert "'eval_accuracy'" in completed.stdout.splitlines()[-1]
+
+
+@pytest.mark.parametrize("command", PARSED, ids=lambda command: " ".join(command)[:80])
+def test_other_script_commands_parse(command, tmp_path):
+    script, args = script_arguments(command)
+    if "--help" in args:
+        return
+    if script == "attack.py":
+        attack.build_parser().parse_args_into_dataclasses(args)
+    else:
+        run_glue.parse_arguments(args)
+
+
+@pytest.mark.parametrize("command", MAKE, ids=lambda command: " ".join(command))
+def test_make_targets_exist(command):
+    completed = subprocess.run(["make", "-n", *command[1:]], cwd=ROOT, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+
+
+@pytest.mark.parametrize("index", range(sum(language == "python" for language, _, _ in BLOCKS)))
+def test_python_blocks_compile(index):
+    code = [code for language, code, _ in BLOCKS if language == "python"][index]
+    compile(code, f"README.md python block {index}", "exec")
