@@ -103,6 +103,19 @@ def test_delta_and_gradient_equal_the_update_rule_computed_by_hand(
     assert_same(got, hand_gradients(model, inputs, delta, weight))
 
 
+@pytest.mark.parametrize("problem", ["regression", "multi_label_classification"])
+def test_any_task_loss_works_regression_and_multi_label(tmp_path, fixed_noise, problem):
+    model = tiny_bert(num_labels=1 if problem == "regression" else 3)
+    model.config.problem_type = problem
+    inputs = collate(classification_rows(4, num_labels=3))
+    if problem == "regression":
+        inputs["labels"] = inputs["labels"].float() * 2.5
+    else:
+        inputs["labels"] = torch.nn.functional.one_hot(inputs["labels"], 3).float()
+    delta = hand_delta(model, inputs, 0.3, 0.2, 2, tau=1.0)
+    assert_same(trainer_gradients(tmp_path, model, inputs, **CREAT), hand_gradients(model, inputs, delta, 1.0))
+
+
 def test_tau_weighs_the_similarity_and_adv_weight_zero_is_plain_fine_tuning(tmp_path, fixed_noise, added):
     model, inputs = tiny_bert(), collate(classification_rows(4))
     trainer_gradients(tmp_path, model, inputs, **CREAT, adv_tau=3.0)
