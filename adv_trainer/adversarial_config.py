@@ -28,6 +28,7 @@ class AdversarialMethod(str, enum.Enum):
     SMART = "smart"
     R3F = "r3f"
     AWP = "awp"
+    CREAT = "creat"
 
 
 # The methods `adv_scope="vocab"` (the weight-editing recipe's semantics) applies to.
@@ -80,12 +81,18 @@ DEFAULTS = {
     # AWP: eps is the box relative to each weight's magnitude, alpha the step relative to each tensor's norm;
     # Kaggle NLP solutions' common adv_eps 1e-3 with adv_lr 1 (the box, not the step, sets the size).
     ("awp", "example", "l2"): {"epsilon": 1e-3, "alpha": 1.0},
+    # CreAT: the paper's code takes one step of 0.1 to its per-example radius 0.1 (L2 over the example's positions,
+    # as here), from N(0, 1e-5^2) noise, with tau 1. Kept on MiniLM: its step spends part of its length on the
+    # representation, and at 0.1 it raises the loss as much as FGM's step at FGM's default 0.05 (README 'Defaults').
+    # L-inf: twice the other methods' per-coordinate radius, as in L2, reached in the one step.
+    ("creat", "example", "l2"): {"epsilon": 0.1, "alpha": 0.1, "k": 1, "init_mag": 1e-5, "tau": 1.0},
+    ("creat", "example", "linf"): {"epsilon": 0.002, "alpha": 0.002, "k": 1, "init_mag": 1e-5, "tau": 1.0},
 }
 
 # Defaults that are a fraction of their row's eps (PGD's and FreeLB's alpha/eps = 0.3, FreeLB's random start at eps/2,
 # SMART's one step to the radius): when `adv_epsilon` is given and they are not, they keep that fraction of it, so that
 # K steps still reach the radius. An unbounded eps (inf) takes the row's values.
-FOLLOW_EPSILON = {"pgd": ("alpha",), "freelb": ("alpha", "init_mag"), "smart": ("alpha",)}
+FOLLOW_EPSILON = {"pgd": ("alpha",), "freelb": ("alpha", "init_mag"), "smart": ("alpha",), "creat": ("alpha",)}
 
 # The adv_* hyperparameters each method reads; the others are reset to None with a warning.
 FIELDS_USED = {
@@ -96,6 +103,7 @@ FIELDS_USED = {
     "smart": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight"),
     "r3f": ("adv_init_mag", "adv_noise", "adv_weight"),
     "awp": ("adv_epsilon", "adv_alpha", "adv_weight"),
+    "creat": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_tau", "adv_weight"),
 }
 
 _DEFAULTS_HELP = "Default depends on `adv_method`, `adv_scope` and `adv_norm` (README, 'Defaults')."
@@ -125,29 +133,31 @@ class AdversarialTrainingArguments(TrainingArguments):
             "gradients averaged along the path, Zhu et al. 2020), `smart` (K ascent steps on the symmetric KL between "
             "clean and perturbed predictions, added as a smoothness regulariser, Jiang et al. 2020), `r3f` (the same "
             "regulariser at random noise, no ascent step, Aghajanyan et al. 2021), `awp` (adversarial weight "
-            "perturbation: the adversarial pass runs at weights moved up the loss, Wu et al. 2020).",
+            "perturbation: the adversarial pass runs at weights moved up the loss, Wu et al. 2020), `creat` (an "
+            "ascent step that raises the loss and pushes the last hidden states away from the clean ones, training "
+            "on the mean of the clean and adversarial losses, Wu et al. 2023).",
             "choices": [m.value for m in AdversarialMethod],
         },
     )
     adv_epsilon: float | None = field(
         default=None,
         metadata={
-            "help": "eps: FGM's step size; the radius of the ball PGD, FreeLB and SMART project onto. `inf` "
-            "(PGD/FreeLB/SMART) leaves the steps unprojected, as FreeLB's scripts do with max-norm 0. AWP: gamma, "
-            "the box |V| <= gamma * |W| per weight element. " + _DEFAULTS_HELP
+            "help": "eps: FGM's step size; the radius of the ball PGD, FreeLB, SMART and CreAT project onto. `inf` "
+            "(PGD/FreeLB/SMART/CreAT) leaves the steps unprojected, as FreeLB's scripts do with max-norm 0. AWP: "
+            "gamma, the box |V| <= gamma * |W| per weight element. " + _DEFAULTS_HELP
         },
     )
     adv_alpha: float | None = field(
         default=None,
         metadata={
-            "help": "alpha: the size of each ascent step of PGD, FreeLB and SMART; AWP: the step relative to each "
-            "weight tensor's norm. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and FreeLB's "
-            "alpha is 0.3 eps and SMART's eps (their rows' ratio)."
+            "help": "alpha: the size of each ascent step of PGD, FreeLB, SMART and CreAT; AWP: the step relative to "
+            "each weight tensor's norm. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and "
+            "FreeLB's alpha is 0.3 eps and SMART's and CreAT's eps (their rows' ratio)."
         },
     )
     adv_k: int | None = field(
         default=None,
-        metadata={"help": "K: the number of ascent steps of PGD, FreeLB and SMART. " + _DEFAULTS_HELP},
+        metadata={"help": "K: the number of ascent steps of PGD, FreeLB, SMART and CreAT. " + _DEFAULTS_HELP},
     )
     adv_norm: str = field(
         default="l2",
@@ -176,8 +186,8 @@ class AdversarialTrainingArguments(TrainingArguments):
             "help": "Magnitude of a random start for PGD and FreeLB; 0 starts from the clean embeddings. L2: uniform "
             "noise scaled so that its norm is at most adv_init_mag (FreeLB's initialisation); L-inf: uniform in "
             "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
-            "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. "
-            + _DEFAULTS_HELP
+            "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. CreAT: "
+            "sigma, the standard deviation of its normal start per coordinate, > 0. " + _DEFAULTS_HELP
             + " Unset with a finite `adv_epsilon` given, FreeLB's keeps its row's ratio to eps (eps/2 per example)."
         },
     )
@@ -194,7 +204,16 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={
             "help": "w: weight of the adversarial loss; the parameter gradient is grad L(e) + w * (adversarial "
             "term). 1 (the default) is the recipes' plain sum. For SMART and R3F, lambda: the weight of the "
-            "symmetric-KL (MSE for regression) regulariser."
+            "symmetric-KL (MSE for regression) regulariser. For CreAT, the parameters train on "
+            "(L(e) + w * L(e + delta)) / (1 + w): w = 1 is the paper's mean of the clean and adversarial losses."
+        },
+    )
+    adv_tau: float | None = field(
+        default=None,
+        metadata={
+            "help": "tau: CreAT's weight of the cosine similarity between the last hidden states at the perturbed and "
+            "at the clean input, subtracted from the task loss in its ascent objective (1 in the paper). 0 makes its "
+            "ascent a PGD step on the task loss from the noise start. " + _DEFAULTS_HELP
         },
     )
     adv_start_step: float = field(
@@ -289,9 +308,10 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(f"`adv_alpha` must be > 0 and finite for `adv_method='{method}'`, got {self.adv_alpha}.")
         if "adv_k" in used and self.adv_k < 1:
             raise ValueError(f"`adv_k` must be >= 1 for `adv_method='{method}'`, got {self.adv_k}.")
-        if method in SMOOTHNESS_METHODS:
-            # At zero noise SMART's first ascent gradient is exactly 0 (the divergence is at its minimum) and R3F's
-            # regulariser vanishes: the noise is what these methods need.
+        if method in (*SMOOTHNESS_METHODS, AdversarialMethod.CREAT):
+            # At zero noise SMART's first ascent gradient is exactly 0 (the divergence is at its minimum), R3F's
+            # regulariser vanishes, and so does the gradient of CreAT's similarity (at its maximum): the noise is what
+            # these methods need.
             if not 0 < self.adv_init_mag < math.inf:
                 raise ValueError(
                     f"`adv_init_mag` is {method}'s noise scale and must be > 0 and finite, got {self.adv_init_mag}."
@@ -299,6 +319,11 @@ class AdversarialTrainingArguments(TrainingArguments):
         elif "adv_init_mag" in used and not 0 <= self.adv_init_mag < math.inf:
             raise ValueError(
                 f"`adv_init_mag` must be >= 0 and finite, got {self.adv_init_mag}; 0 means no random start."
+            )
+        if "adv_tau" in used and not 0 <= self.adv_tau < math.inf:
+            raise ValueError(
+                f"`adv_tau` must be >= 0 and finite, got {self.adv_tau}; it weighs CreAT's cosine similarity (1 in "
+                "the paper)."
             )
         if not 0 <= self.adv_weight < math.inf:
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")

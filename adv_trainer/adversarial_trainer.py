@@ -21,7 +21,8 @@ __all__ = ["AdversarialTrainer"]
 
 
 class AdversarialTrainer(Trainer):
-    r"""A drop-in `Trainer` for adversarial fine-tuning: FGM, PGD, FreeLB, SMART, R3F on the embedding output, AWP.
+    r"""A drop-in `Trainer` for adversarial fine-tuning: FGM, PGD, FreeLB, SMART, R3F, CreAT on the embedding output,
+    AWP on the weights.
 
     Each training step runs the clean forward and backward, then the attack's passes with a perturbation added to
     the output of `model.get_input_embeddings()` by a forward hook that exists only inside `training_step`. The

@@ -2,6 +2,7 @@
 
 import contextlib
 
+from .last_hidden_state import LastHiddenState, representation_similarity
 from .perturbation_space import PerturbationSpace
 from .prediction_divergence import prediction_divergence, sequence_logits
 from .sequence_layout import as_embedding_layout, example_count, packed_sequences, position_mask
@@ -38,6 +39,7 @@ class PerturbedPasses:
         self.clean_gradient = None
         self.clean_loss = None  # `clean_forward` only: the scaled loss and logits, graphs kept for the joint backward
         self.clean_logits = None
+        self.clean_hidden = None  # `representation_clean` only: the last hidden states h(e), detached
         self.adversarial_losses = []
         self.final_pass_done = False
         self._set_aside = []
@@ -123,6 +125,35 @@ class PerturbedPasses:
         self.adversarial_losses.append(divergence.detach())
         self.trainer.accelerator.backward(self.clean_loss + weight * divergence)
         self.final_pass_done = True
+
+    def representation_clean(self, weight):
+        """CreAT's clean pass: forward and backward of `weight` * L(e) at delta = 0; sets `space` and `clean_hidden`,
+        the last hidden states h(e) `(B, T, H)`, detached. Returns the scaled clean loss (unweighted, as logged)."""
+        with LastHiddenState(self.trainer.accelerator.unwrap_model(self.model)) as capture:
+            loss = self._loss(None, final=False)
+        self.trainer.accelerator.backward(loss * weight)
+        self.space = self._space(self.hook.delta.shape)
+        self.clean_hidden = capture.value.detach()
+        return loss.detach()
+
+    def representation_gradient(self, delta, tau):
+        """d/d(delta) of L(e + delta) - tau * S(delta), after `representation_clean` (CreAT's ascent step).
+
+        S is the cosine similarity between the last hidden states at e + delta and h(e), held fixed, summed over each
+        example's non-padding positions and averaged over the sequences (examples) of the accumulated batch: scaled
+        like a mean loss (1 / (sequences of the micro-batch x micro-batches of the step)) whatever the task loss
+        does, so each example's balance between L and S is the one its large batch gives. A forward and a backward
+        that computes no parameter gradient.
+        """
+        position_delta = self.space.positions(delta).requires_grad_()
+        with LastHiddenState(self.trainer.accelerator.unwrap_model(self.model)) as capture:
+            loss = self._loss(position_delta, final=False)
+        similarity = representation_similarity(capture.value, self.clean_hidden, self.space.position_mask)  # (B,)
+        # Averaged over sequences, not rows: a packed row holds several, each an example as in the padded batch.
+        sequences = self.space.mask.shape[0]
+        similarity = similarity.sum() / (sequences * self.trainer._micro_batches_per_step())
+        self.trainer.accelerator.backward(loss - tau * similarity, inputs=[position_delta])
+        return self.space.gradient(position_delta.grad)
 
     def _loss(self, position_delta, final, return_outputs=False):
         """The scaled loss with `position_delta` added to the embedding output (and the model output if asked)."""

@@ -3,13 +3,13 @@
 
 One run measures, on the real pretrained all-MiniLM-L6-v2 with batch 32 of real SST-2 text:
 - each method's optimizer step (`AdversarialTrainer.training_step` + optimizer step): none, fgm, pgd K=1,2,3,5,
-  freelb K=3, smart K=1, r3f, awp;
+  freelb K=3, smart K=1, r3f, awp, creat K=1;
 - the weight-editing recipe everyone copies, re-implemented below as the baseline to beat: FGM/PGD that clone the
   word-embedding weight, add eps*G/||G|| of its whole gradient in place, and restore it (PGD also backs up every
   parameter gradient and zeroes them between steps);
 - the floor: one full forward+backward (F), one forward + a backward for the input gradient only (I), and the
   optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's (K+1)F+O, none's F+O; R3F's is FGM's
-  (two forwards, one backward through both) and AWP's, SMART-K's 2F+KI+O.
+  (two forwards, one backward through both) and AWP's, SMART-K's and CreAT-K's 2F+KI+O.
 Variants are interleaved round by round after a warm-up, so drift hits all alike; medians and min-max are reported.
 Shapes: real rows with dynamic padding (what users run), and fixed lengths built by packing consecutive rows.
 Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
@@ -51,6 +51,7 @@ METHODS = {
     "smart-k1": {"adv_method": "smart", "adv_k": 1},
     "r3f": {"adv_method": "r3f"},
     "awp": {"adv_method": "awp"},
+    "creat-k1": {"adv_method": "creat", "adv_k": 1},
 }
 RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
 TIMED = [*METHODS, *RECIPES]  # every variant with a row in the tables, in their order
@@ -67,7 +68,7 @@ def floor_of(variant, floor):
     k = int(variant.rsplit("-k", 1)[1])
     if variant.startswith("freelb"):
         return (k + 1) * f + o
-    if variant.startswith("smart"):
+    if variant.startswith(("smart", "creat")):
         return 2 * f + k * i + o
     return 2 * f + (k - 1) * i + o
 

@@ -11,6 +11,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from torch.nn.parallel import DistributedDataParallel
 
 from adv_trainer import AdversarialTrainer
+from adv_trainer.attacks import CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
 
@@ -37,8 +38,9 @@ def main():
     scenarios = json.loads(pathlib.Path(sys.argv[1]).read_text())
     out_dir = pathlib.Path(sys.argv[2])
     results = {}
-    # SMART's and R3F's noise, fixed by each example's tokens, as in the single-process run of the test.
+    # SMART's, R3F's and CreAT's noise, fixed by each example's tokens, as in the single-process run of the test.
     SmoothnessRegularizer.noise = tiny_models.token_noise
+    CreAT.noise = tiny_models.token_noise
     for name, scenario in scenarios.items():
         model = getattr(tiny_models, scenario["model"])()
         rows = getattr(tiny_models, scenario["rows"])(16)

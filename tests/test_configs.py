@@ -11,8 +11,17 @@ from scripts import run_glue
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
 GLUE_TRAINING_TASKS = [name for name in TASKS if name != "ax"]
-METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp"]
-NUMERIC = ("learning_rate", "weight_decay", "warmup_steps", "adv_epsilon", "adv_alpha", "adv_init_mag", "adv_weight")
+METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
+NUMERIC = (
+    "learning_rate",
+    "weight_decay",
+    "warmup_steps",
+    "adv_epsilon",
+    "adv_alpha",
+    "adv_init_mag",
+    "adv_weight",
+    "adv_tau",
+)
 
 
 def test_there_is_a_config_per_task_and_method_and_for_the_cpu_runs():
@@ -33,7 +42,7 @@ def test_config_parses_into_valid_arguments(path, tmp_path):
     assert data_args.task_name == task and training_args.adv_method == method
     assert method in path.stem
     assert training_args.do_train and training_args.do_eval
-    for name in ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight"):
+    for name in ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_noise", "adv_weight", "adv_tau"):
         if name in raw:
             assert getattr(training_args, name) == raw[name]
     if path.stem.endswith("_cpu"):

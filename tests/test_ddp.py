@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from adv_trainer.attacks import CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
 
@@ -20,6 +21,8 @@ FREELB = {"adv_method": "freelb", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k":
 # SMART and R3F draw random noise: tested with `token_noise`, fixed by each example's tokens, in both runs.
 SMART = {"adv_method": "smart", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.05}
 R3F = {"adv_method": "r3f", "adv_init_mag": 0.05}
+# CreAT too; its causal-LM scenario checks the balance of loss and similarity where the loss counts tokens.
+CREAT = {"adv_method": "creat", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.05}
 # name: (model, rows, adversarial arguments, per-process batch, gradient accumulation steps); 2 steps of 8 rows each.
 SCENARIOS = {
     "none": ("tiny_bert", "classification_rows", {}, 4, 1),
@@ -31,6 +34,8 @@ SCENARIOS = {
     "fgm-causal-lm-ga2": ("tiny_gpt2", "lm_rows", FGM, 2, 2),
     "smart-ga2": ("tiny_bert", "classification_rows", SMART, 2, 2),
     "r3f": ("tiny_bert", "classification_rows", R3F, 4, 1),
+    "creat-ga2": ("tiny_bert", "classification_rows", CREAT, 2, 2),
+    "creat-causal-lm": ("tiny_gpt2", "lm_rows", CREAT, 4, 1),
 }
 # A `compute_loss_func` returning its micro-batch's mean: the Trainer would multiply it by the number of processes.
 MEAN_LOSS = {"compute_loss_func": "mean_loss"}
@@ -80,6 +85,7 @@ def test_two_processes_give_the_single_process_update_with_one_reduction_per_ste
 ):
     model_name, rows_name, adv, _, _ = SCENARIOS[name]
     monkeypatch.setattr(SmoothnessRegularizer, "noise", tiny_models.token_noise)
+    monkeypatch.setattr(CreAT, "noise", tiny_models.token_noise)
     model = getattr(tiny_models, model_name)()
     single = train_one_process(model, tmp_path, rows_name, adv)
     distributed = ddp_results[name]

@@ -186,8 +186,9 @@ def test_packed_sequences_get_the_perturbation_and_update_of_the_padded_batch(tm
         {"adv_method": "fgm", "adv_norm": "linf", "adv_epsilon": 0.01},
         {"adv_method": "fgm", "adv_scope": "vocab", "adv_epsilon": EPS},
         {"adv_method": "awp"},
+        {"adv_method": "creat", "adv_epsilon": EPS, "adv_alpha": EPS, "adv_tau": 5.0},
     ],
-    ids=["pgd", "freelb", "fgm-linf", "fgm-vocab", "awp"],
+    ids=["pgd", "freelb", "fgm-linf", "fgm-vocab", "awp", "creat"],
 )
 def test_packed_and_padded_batches_give_the_same_update(tmp_path, adv):
     model, rows = tiny_gpt2(), packing_rows()

@@ -3,13 +3,14 @@ makes the one the arguments name."""
 
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
+from .creat import CreAT
 from .fgm import FGM
 from .freelb import FreeLB
 from .pgd import PGD
 from .r3f import R3F
 from .smart import SMART
 
-__all__ = ["AWP", "EmbeddingAttack", "FGM", "FreeLB", "PGD", "R3F", "SMART", "TrainingAttack", "build_attack"]
+__all__ = ["AWP", "CreAT", "EmbeddingAttack", "FGM", "FreeLB", "PGD", "R3F", "SMART", "TrainingAttack", "build_attack"]
 
 
 def build_attack(args):
@@ -31,6 +32,15 @@ def build_attack(args):
             weight=args.adv_weight,
             noise=args.adv_noise,
             noise_scale=args.adv_init_mag,
+        )
+    if method == "creat":
+        return CreAT(
+            eps=args.adv_epsilon,
+            alpha=args.adv_alpha,
+            steps=args.adv_k,
+            tau=args.adv_tau,
+            noise_scale=args.adv_init_mag,
+            weight=args.adv_weight,
         )
     iterated = {"pgd": PGD, "freelb": FreeLB}[method]
     return iterated(
