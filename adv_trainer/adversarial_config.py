@@ -187,7 +187,8 @@ class AdversarialTrainingArguments(TrainingArguments):
             "noise scaled so that its norm is at most adv_init_mag (FreeLB's initialisation); L-inf: uniform in "
             "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
             "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. CreAT: "
-            "sigma, the standard deviation of its normal start per coordinate, > 0. " + _DEFAULTS_HELP
+            "sigma, the standard deviation of its normal start per coordinate, > 0. "
+            + _DEFAULTS_HELP
             + " Unset with a finite `adv_epsilon` given, FreeLB's keeps its row's ratio to eps (eps/2 per example)."
         },
     )
