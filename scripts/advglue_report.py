@@ -58,8 +58,9 @@ def mean_std(values):
     )
 
 
-def advglue_section(task, clean_metric, methods, by_run, plots_dir):
-    """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy."""
+def advglue_section(task, clean_metric, methods, by_run, plots_dir, style):
+    """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy;
+    `style(method)` gives each method's colour and marker, as in the report's other plots."""
     methods = [m for m in methods if all("advglue" in r for r in by_run.get((task, m), [{}]))]
     if BASELINE not in methods:
         return []
@@ -79,8 +80,7 @@ def advglue_section(task, clean_metric, methods, by_run, plots_dir):
         "|---|---|---|---|---|---|",
     ]
     figure, axis = plt.subplots(figsize=(5, 3.6))
-    markers = "osD^vP*Xh"
-    for i, method in enumerate(methods):
+    for method in methods:
         runs = by_run[(task, method)]
         clean = [100 * r["results"][clean_metric] for r in runs]
         adversarial, benign = accuracy(runs, "correct"), accuracy(runs, "benign_correct")
@@ -95,7 +95,7 @@ def advglue_section(task, clean_metric, methods, by_run, plots_dir):
         lines.append("| " + " | ".join(cells) + " |")
         axis.errorbar(
             statistics.mean(clean), statistics.mean(adversarial), xerr=spread(clean), yerr=spread(adversarial),
-            marker=markers[i % len(markers)], color=f"C{i}", capsize=3, linestyle="none", label=method,
+            capsize=3, linestyle="none", label=method, **style(method),
         )  # fmt: skip
     axis.set(xlabel="clean dev accuracy (×100)", ylabel=f"AdvGLUE {task} accuracy (×100)")
     axis.set_title(f"{task}: clean against AdvGLUE, mean ± std over seeds")

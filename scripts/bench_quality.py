@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quality.jsonl"
-METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp"]
+METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
 # Per task: flags of run_glue.py. SST-2: a fixed 8,000-row subset (the first rows of train.tsv), one epoch.
 TASKS = {
     "sst2": ["--max_train_samples", "8000", "--num_train_epochs", "1", "--per_device_train_batch_size", "32"],

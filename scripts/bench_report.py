@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp"]
+METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
 # One colour and one marker per method or speed variant, the same in every plot: no two lines look alike.
 COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy"]
@@ -71,7 +71,10 @@ def quality_section(records):
         if radii:
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
             plot_robustness(task, methods, by_run, radii)
-        lines += sibling("advglue_report").advglue_section(task, metric, methods, by_run, DOCS / "plots")
+        advglue = sibling("advglue_report")
+        lines += advglue.advglue_section(
+            task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS)
+        )
     return lines
 
 

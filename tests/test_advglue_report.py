@@ -4,6 +4,8 @@ import pytest
 
 from scripts import advglue_report
 
+STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}, "creat": {"color": "C2"}}.get
+
 
 def record(method, seed, correct, benign=None, accuracy=0.8):
     benign = benign if benign is not None else [None] * len(correct)
@@ -44,7 +46,7 @@ def test_the_section_tables_every_method_and_draws_the_plot(tmp_path):
         ("sst2", "creat"): [record("creat", s, [1, 1, 0, 1], [1, 1, None, 1], 0.84) for s in (1, 2)],
         ("sst2", "pgd"): [record("pgd", s, [1, 0, 0, 1], [1, 0, None, 1], 0.85) for s in (1, 2)],
     }
-    lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd", "creat"], by_run, tmp_path)
+    lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd", "creat"], by_run, tmp_path, STYLE)
     rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
     assert rows["none"] == "| none | 2 | 83.0 ± 0.0 | 50.0 ± 0.0 | 100.0 ± 0.0 | – |"
     assert rows["creat"].startswith("| creat | 2 | 84.0 ± 0.0 | 75.0 ± 0.0 | 100.0 ± 0.0 | +25.0 [")
@@ -55,4 +57,4 @@ def test_the_section_tables_every_method_and_draws_the_plot(tmp_path):
 
 def test_no_section_without_the_baselines_advglue_records(tmp_path):
     by_run = {("sst2", "pgd"): [record("pgd", 1, [1])], ("sst2", "none"): [{"results": {}}]}
-    assert advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd"], by_run, tmp_path) == []
+    assert advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd"], by_run, tmp_path, STYLE) == []
