@@ -24,8 +24,16 @@ README_GLUE_DIR = "../shared/glue"
 
 
 def commands(code):
-    """The shell commands of a bash block: continuation lines joined, comments dropped, as argument lists."""
-    return [shlex.split(line, comments=True) for line in code.replace("\\\n", " ").splitlines() if line.strip()]
+    """The shell commands of a bash block: continuation lines joined, comments dropped, `a && b` as two commands, as
+    argument lists."""
+    found = []
+    for line in code.replace("\\\n", " ").splitlines():
+        tokens = shlex.split(line, comments=True)
+        while "&&" in tokens:
+            found.append(tokens[: tokens.index("&&")])
+            tokens = tokens[tokens.index("&&") + 1 :]
+        found += [tokens] if tokens else []
+    return found
 
 
 def script_arguments(command):
