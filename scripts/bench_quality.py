@@ -78,7 +78,7 @@ def evaluate_kept(record, advglue_file, models_dir):
     """The record of the run's kept model (its own results, no training) with its AdvGLUE evaluation, or None when
     no finished model was kept."""
     model = Path(models_dir) / f"{record['task']}_{record['method']}_{record['seed']}"
-    if not (model / "all_results.json").is_file():
+    if not (model / "eval_results.json").is_file():  # written last: the run finished
         return None
     output_dir = model / "advglue"
     command = [sys.executable, str(ROOT / "scripts" / "attack.py"), "--model_name_or_path", str(model)]
@@ -134,7 +134,9 @@ def main():
                     old = recorded.get((task, method, seed))
                     if old is not None and complete(old):
                         continue
-                    record = evaluate_kept(old, args.advglue_file, models_dir) if old is not None else None
+                    # A run whose model was kept needs no training, with or without a record (a stopped grid).
+                    stub = {"task": task, "method": method, "seed": seed, "wall_s": None, "results": {}}
+                    record = evaluate_kept(old or stub, args.advglue_file, models_dir)
                     if record is None:
                         record = run(task, method, seed, args.glue_dir, args.advglue_file, models_dir)
                     replace_record(results, record)

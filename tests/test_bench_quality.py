@@ -36,6 +36,7 @@ def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeyp
     model = tmp_path / "sst2_none_1"
     model.mkdir()
     (model / "all_results.json").write_text(json.dumps({"eval_accuracy": 0.8, "train_runtime": 10.0}))
+    (model / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.8}))
     commands = []
 
     def fake_attack(command, check, stdout):
@@ -55,3 +56,6 @@ def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeyp
     assert record["results"] == {"eval_accuracy": 0.8, "train_runtime": 10.0, "eval_advglue_accuracy": 0.5}
     assert record["advglue"] == {"idx": [0], "correct": [1], "benign_correct": [0]}
     assert bench_quality.evaluate_kept({**old, "seed": 2}, None, tmp_path) is None  # no model kept: train again
+    (tmp_path / "sst2_none_3").mkdir()
+    (tmp_path / "sst2_none_3" / "all_results.json").write_text("{}")  # written before evaluation: not finished
+    assert bench_quality.evaluate_kept({**old, "seed": 3}, None, tmp_path) is None
