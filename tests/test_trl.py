@@ -158,7 +158,7 @@ def test_adversarial_trainer_listed_before_sft_trainer_is_refused(tmp_path):
 
 
 def test_smart_on_sft_is_refused_for_its_token_level_logits(tmp_path):
-    with pytest.raises(ValueError, match="causal language models are not supported"):
+    with pytest.raises(ValueError, match="causal language models and sequence heads on packed rows are not supported"):
         sft(tmp_path, adv_method="smart")
 
 
