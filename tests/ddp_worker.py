@@ -1,7 +1,9 @@
 """Run by `tests/test_ddp.py` under `torchrun --nproc_per_node 2`: trains each scenario of a JSON file with DDP
 (gloo, CPU) and saves, on rank 0, the final weights and the gradient reductions a DDP communication hook counted."""
 
+import faulthandler
 import json
+import os
 import pathlib
 import sys
 
@@ -35,6 +37,9 @@ class ReductionCountingTrainer(AdversarialTrainer):
 
 
 def main():
+    # A hang (a collective one process never reaches) would end in the test's 600 s timeout with nothing said:
+    # before that, every process prints where it is stuck and exits, and the test shows it.
+    faulthandler.dump_traceback_later(480, exit=True)
     scenarios = json.loads(pathlib.Path(sys.argv[1]).read_text())
     out_dir = pathlib.Path(sys.argv[2])
     results = {}
@@ -42,6 +47,9 @@ def main():
     SmoothnessRegularizer.noise = tiny_models.token_noise
     CreAT.noise = tiny_models.token_noise
     for name, scenario in scenarios.items():
+        print(
+            f"rank {dist.get_rank() if dist.is_initialized() else '?'}: scenario {name}", file=sys.stderr, flush=True
+        )
         model = getattr(tiny_models, scenario["model"])()
         rows = getattr(tiny_models, scenario["rows"])(16)
         arguments = dict(scenario["args"])
@@ -66,9 +74,14 @@ def main():
         }
     if dist.get_rank() == 0:
         torch.save(results, out_dir / "results.pt")
-    # Without an orderly shutdown, gloo's threads can abort one process at exit.
+    # Without an orderly shutdown, gloo's threads can abort one process at exit; and freeing the trainers' DDP
+    # objects after the group is gone (as `main` returns, or at interpreter exit) can block one process in gloo for
+    # good (seen here: rank 1 stuck after the last scenario). Nothing is left to free: leave without freeing it.
     dist.barrier()
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
