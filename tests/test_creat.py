@@ -16,6 +16,7 @@ from tests.tiny_models import (
     collate,
     lm_rows,
     max_weight_difference,
+    outputs_at,
     tiny_bert,
     tiny_gpt2,
     token_noise,
@@ -29,15 +30,6 @@ CREAT = {"adv_method": "creat", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2
 @pytest.fixture
 def fixed_noise(monkeypatch):
     monkeypatch.setattr(CreAT, "noise", token_noise)
-
-
-def outputs_at(model, inputs, delta):
-    """The model's output, hidden states included, with `delta` added to its word-embedding output."""
-    handle = model.get_input_embeddings().register_forward_hook(lambda module, args, output: output + delta)
-    try:
-        return model(**inputs, output_hidden_states=True)
-    finally:
-        handle.remove()
 
 
 def noise_of(model, inputs):
@@ -55,11 +47,11 @@ def hand_delta(model, inputs, eps, alpha, steps, tau, norm="l2"):
     by the mask, cosine over the hidden dimension, summed over positions and averaged over the batch."""
     mask = inputs["attention_mask"].float()[..., None]  # (B, T, 1)
     cosine = nn.CosineSimilarity(dim=-1)
-    clean = outputs_at(model, inputs, 0.0).hidden_states[-1].detach() * mask
+    clean = outputs_at(model, inputs, 0.0, output_hidden_states=True).hidden_states[-1].detach() * mask
     delta = noise_of(model, inputs)
     for _ in range(steps):
         delta = delta.clone().requires_grad_()
-        outputs = outputs_at(model, inputs, delta)
+        outputs = outputs_at(model, inputs, delta, output_hidden_states=True)
         similarity = cosine(outputs.hidden_states[-1] * mask, clean).sum(-1).mean()
         (g,) = torch.autograd.grad(outputs.loss - tau * similarity, delta)
         g = g * mask

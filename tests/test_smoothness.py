@@ -17,6 +17,7 @@ from tests.tiny_models import (
     collate,
     lm_rows,
     max_weight_difference,
+    outputs_at,
     tiny_bert,
     tiny_gpt2,
     token_noise,
@@ -31,15 +32,6 @@ SMART = {"adv_method": "smart", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2
 @pytest.fixture
 def fixed_noise(monkeypatch):
     monkeypatch.setattr(SmoothnessRegularizer, "noise", token_noise)
-
-
-def outputs_at(model, inputs, delta):
-    """The model's output with `delta` added to its word-embedding output, through a hook local to the test."""
-    handle = model.get_input_embeddings().register_forward_hook(lambda module, args, output: output + delta)
-    try:
-        return model(**inputs)
-    finally:
-        handle.remove()
 
 
 def noise_of(model, inputs):

@@ -267,3 +267,12 @@ def token_noise(attack, passes):
     coordinates = torch.arange(1, passes.space.dim + 1, dtype=torch.float32)
     noise = torch.sin(0.37 * ids[..., None] * coordinates + positions[None, :, None])  # (B, T, E)
     return attack.noise_scale * noise * passes.space.mask[..., None]
+
+
+def outputs_at(model, inputs, delta, **forward_kwargs):
+    """The model's output with `delta` added to its word-embedding output, through a hook local to the test."""
+    handle = model.get_input_embeddings().register_forward_hook(lambda module, args, output: output + delta)
+    try:
+        return model(**inputs, **forward_kwargs)
+    finally:
+        handle.remove()
