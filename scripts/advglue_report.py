@@ -48,11 +48,14 @@ def accuracy(runs, key):
     values = []
     for run in runs:
         outcomes = [o for o in run["advglue"][key] if o is not None]
-        values.append(100 * sum(outcomes) / len(outcomes))
+        if outcomes:  # benign: none where no example has an original
+            values.append(100 * sum(outcomes) / len(outcomes))
     return values
 
 
 def mean_std(values):
+    if not values:
+        return "–"
     return (
         f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
     )
@@ -61,7 +64,9 @@ def mean_std(values):
 def advglue_section(task, clean_metric, methods, by_run, plots_dir, style):
     """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy;
     `style(method)` gives each method's colour and marker, as in the report's other plots."""
-    methods = [m for m in methods if all("advglue" in r for r in by_run.get((task, m), [{}]))]
+    # Runs from before AdvGLUE was measured have no outcomes: each method's figures use the seeds that have them.
+    by_run = {(task, m): [r for r in by_run.get((task, m), []) if "advglue" in r] for m in methods}
+    methods = [m for m in methods if by_run[(task, m)]]
     if BASELINE not in methods:
         return []
     others = [m for m in methods if m not in (BASELINE, PREREGISTERED)]

@@ -58,3 +58,17 @@ def test_the_section_tables_every_method_and_draws_the_plot(tmp_path):
 def test_no_section_without_the_baselines_advglue_records(tmp_path):
     by_run = {("sst2", "pgd"): [record("pgd", 1, [1])], ("sst2", "none"): [{"results": {}}]}
     assert advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd"], by_run, tmp_path, STYLE) == []
+
+
+def test_runs_without_advglue_outcomes_are_left_out_seed_by_seed(tmp_path):
+    by_run = {
+        ("sst2", "none"): [
+            record("none", 1, [1, 0]),
+            {"method": "none", "seed": 2, "results": {"eval_accuracy": 0.5}},
+        ],
+        ("sst2", "pgd"): [record("pgd", 1, [1, 1])],
+        ("sst2", "fgm"): [{"method": "fgm", "seed": 1, "results": {"eval_accuracy": 0.5}}],
+    }
+    lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "fgm", "pgd"], by_run, tmp_path, STYLE)
+    rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split(" | ")[:2] for row in rows] == [["| none", "1"], ["| pgd", "1"]]
