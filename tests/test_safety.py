@@ -34,21 +34,31 @@ def test_no_hook_after_train_evaluate_and_predict_and_eval_is_deterministic(tmp_
     assert metrics["eval_loss"] == pytest.approx(plain.evaluate(dataset(rows))["eval_loss"])
 
 
-def test_hook_is_removed_when_a_pass_raises(tmp_path):
+@pytest.mark.parametrize(
+    "adv,failing_forward",
+    [
+        ({"adv_method": "pgd"}, 3),
+        # CreAT also hooks the model's forward for the last hidden states: those hooks must go too.
+        ({"adv_method": "creat", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.05}, 2),
+    ],
+    ids=["pgd", "creat"],
+)
+def test_hooks_are_removed_when_a_pass_raises(tmp_path, adv, failing_forward):
     model = tiny_bert()
-    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, adv_method="pgd"))
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **adv))
     calls = []
 
-    def fail_on_third_forward(module, args):
+    def fail_on_a_later_forward(module, args):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == failing_forward:
             raise RuntimeError("injected failure")
 
-    handle = model.bert.encoder.register_forward_pre_hook(fail_on_third_forward)
+    handle = model.bert.encoder.register_forward_pre_hook(fail_on_a_later_forward)
     with pytest.raises(RuntimeError, match="injected failure"):
         trainer.training_step(model, collate(classification_rows(4)))
     handle.remove()
     assert not model.get_input_embeddings()._forward_hooks
+    assert not model._forward_hooks and not model._forward_pre_hooks
 
 
 def test_adversarial_passes_start_at_adv_start_step(tmp_path):
