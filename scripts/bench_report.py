@@ -26,12 +26,18 @@ TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthew
 # One colour and one marker per method or speed variant, the same in every plot: no two lines look alike.
 COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
-ROBUST_COLUMNS = [
-    ("eval_robust_accuracy_eps0.05", "PGD eps 0.05"),
-    ("eval_robust_accuracy_eps0.1", "PGD eps 0.1"),
-    ("eval_attack_accuracy_under_attack", "word subst."),
-    ("eval_attack_success_rate", "subst. success"),
-]
+
+
+def robust_columns(metric):
+    """(results key, column title) of the robustness measurements: the task's metric under embedding PGD, then the
+    word-substitution attack (SST-2)."""
+    name = metric.removeprefix("eval_")
+    return [
+        (f"eval_robust_{name}_eps0.05", "PGD eps 0.05"),
+        (f"eval_robust_{name}_eps0.1", "PGD eps 0.1"),
+        ("eval_attack_accuracy_under_attack", "word subst."),
+        ("eval_attack_success_rate", "subst. success"),
+    ]
 
 
 def mean_std(values):
@@ -44,7 +50,8 @@ def mean_std(values):
 def quality_section(records):
     by_run = defaultdict(list)
     for record in records:
-        by_run[(record["task"], record["method"])].append(record)
+        if not record.get("settings"):  # the ε sweep's other settings have their own section
+            by_run[(record["task"], record["method"])].append(record)
     lines = ["## Quality: MiniLM on real GLUE", ""]
     lines += [
         "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
@@ -56,19 +63,25 @@ def quality_section(records):
         methods = [m for m in METHODS if (task, m) in by_run]
         if not methods:
             continue
-        robust = [(key, title) for key, title in ROBUST_COLUMNS if key in by_run[(task, methods[0])][0]["results"]]
+        runs_of_task = [r for m in methods for r in by_run[(task, m)]]
+        measured = {key for r in runs_of_task for key in r["results"]}
+        robust = [(key, title) for key, title in robust_columns(metric) if key in measured]
         header = ["method", "seeds", metric.removeprefix("eval_"), *[title for _, title in robust], "train min"]
         lines += [f"### {task}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method in methods:
             runs = by_run[(task, method)]
             cells = [method, str(len(runs)), mean_std([r["results"][metric] for r in runs])]
-            cells += [mean_std([r["results"][key] for r in runs]) for key, _ in robust]
+            # A column some runs lack (measured only since a later run) shows none rather than a subset's mean.
+            cells += [
+                mean_std([r["results"][key] for r in runs]) if all(key in r["results"] for r in runs) else "–"
+                for key, _ in robust
+            ]
             cells.append(f"{statistics.mean(r['results']['train_runtime'] for r in runs) / 60:.1f}")
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
         plot_quality(task, metric, methods, by_run)
         radii = robust_radii(by_run[(task, methods[0])][0]["results"])
-        if radii:
+        if radii and all(key in r["results"] for r in runs_of_task for key in radii.values()):
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
             plot_robustness(task, methods, by_run, radii)
         advglue = sibling("advglue_report")
@@ -315,8 +328,13 @@ def reproduce_section():
         f"`{' '.join(bench_quality.COMMON)}` and, per task:",
     ]
     for task, flags in bench_quality.TASKS.items():
-        robustness = bench_quality.ROBUSTNESS.get(task, [])
-        lines.append(f"  - {task}: `{' '.join(flags + robustness)}`")
+        robustness = bench_quality.PGD_EVAL + bench_quality.WORD_ATTACK.get(task, [])
+        advglue = bench_quality.advglue_flags(task, None)
+        lines.append(f"  - {task}: `{' '.join(flags + robustness + advglue)}`")
+    lines.append(
+        "- The ε sweep: the same runs with `--settings adv_epsilon=E ...` (one `settings` per record; the defaults' "
+        "records have none)."
+    )
     lines += ["- `python scripts/bench_report.py` (`make report`) writes this page and its plots.", ""]
     return lines
 
