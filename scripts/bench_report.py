@@ -3,7 +3,8 @@
 
 Reads docs/results/quality.jsonl (`bench_quality.py`) and docs/results/speed.json (`bench_speed.py`); either may be
 missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, robustness_<task>.png (tasks
-evaluated under attack), speed.png and speed_growth.png.
+evaluated under attack), advglue_<task>.png, tradeoff_<task>.png (tasks with an ε sweep), speed.png and
+speed_growth.png.
 
     python scripts/bench_report.py
 """
@@ -313,6 +314,11 @@ def sibling(name):
     return module
 
 
+def default_epsilon(method):
+    """The documented per-example L2 radius of `method`, None for a method without one."""
+    return sibling("bench_quality").DEFAULTS.get((method, "example", "l2"), {}).get("epsilon")
+
+
 def reproduce_section():
     """The commands behind the raw results; the per-run flags come from `bench_quality.py` itself."""
     bench_quality = sibling("bench_quality")
@@ -345,7 +351,11 @@ def main():
     lines += reproduce_section()
     quality = DOCS / "results" / "quality.jsonl"
     if quality.is_file():
-        lines += quality_section([json.loads(line) for line in quality.read_text().splitlines()])
+        records = [json.loads(line) for line in quality.read_text().splitlines()]
+        lines += quality_section(records)
+        lines += sibling("sweep_report").sweep_section(
+            records, TASK_METRIC, default_epsilon, DOCS / "plots", lambda m: line_style(m, METHODS)
+        )
     speed = DOCS / "results" / "speed.json"
     if speed.is_file():
         lines += speed_section(json.loads(speed.read_text()))
