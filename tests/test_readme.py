@@ -1,7 +1,9 @@
 """The README's examples cannot drift: the blocks marked `<!-- readme-test: run -->` run as written (offline, on the
-CPU, a few dozen rows), every other `scripts/run_glue.py` or `scripts/attack.py` command is parsed (config loaded,
-flags checked, nothing run), every `make` target exists, and every Python block compiles."""
+CPU, a few dozen rows), those marked `<!-- readme-test: run after the previous -->` after the block they continue,
+every other `scripts/run_glue.py` or `scripts/attack.py` command is parsed (config loaded, flags checked, nothing
+run), every `make` target exists, and every Python block compiles."""
 
+import ast
 import json
 import os
 import re
@@ -17,8 +19,12 @@ from tests.glue_files import shared_glue
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-BLOCK = re.compile(r"(?P<mark><!-- readme-test: run -->\n)?```(?P<language>\w+)\n(?P<code>.*?)```", re.S)
-BLOCKS = [(match["language"], match["code"], bool(match["mark"])) for match in BLOCK.finditer(README)]
+# `run`: the block runs as written; `run after the previous`: it runs after the previous marked block, in the same
+# script (it continues that example).
+BLOCK = re.compile(
+    r"(?:<!-- readme-test: (?P<mark>run|run after the previous) -->\n)?```(?P<language>\w+)\n(?P<code>.*?)```", re.S
+)
+BLOCKS = [(match["language"], match["code"], match["mark"]) for match in BLOCK.finditer(README)]
 # The README's paths assume `../shared/glue` beside the repository; the tests use wherever the data is.
 README_GLUE_DIR = "../shared/glue"
 
@@ -45,7 +51,7 @@ def script_arguments(command):
 
 
 RUN_BASH = [command for language, code, run in BLOCKS if run and language == "bash" for command in commands(code)]
-RUN_PYTHON = [code for language, code, run in BLOCKS if run and language == "python"]
+RUN_PYTHON = [(code, run) for language, code, run in BLOCKS if run and language == "python"]
 OTHER_BASH = [
     command for language, code, run in BLOCKS if not run and language == "bash" for command in commands(code)
 ]
@@ -54,7 +60,8 @@ MAKE = [command for command in OTHER_BASH if command[0] == "make"]
 
 
 def test_the_readme_marks_a_command_and_a_python_example_to_run():
-    assert len(RUN_BASH) == 1 and len(RUN_PYTHON) == 1
+    assert len(RUN_BASH) == 1
+    assert [run for _, run in RUN_PYTHON] == ["run", "run after the previous"]  # Use; its hyperparameter search
     assert len(PARSED) >= 5 and len(MAKE) >= 2
 
 
@@ -75,9 +82,8 @@ def test_marked_commands_run_as_written(command, tmp_path):
     assert summary[2].startswith(f"Wrote to {tmp_path}/:") and "model.safetensors" in summary[2]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("code", RUN_PYTHON, ids=["use"])
-def test_marked_python_examples_run_as_written(code, tmp_path):
+def run_example(code, tmp_path):
+    """stdout of `code` run as a script in `tmp_path`, offline, with the README's GLUE path pointing at the data."""
     script = tmp_path / "example.py"
     script.write_text(code.replace(README_GLUE_DIR, str(shared_glue())))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
@@ -85,9 +91,35 @@ def test_marked_python_examples_run_as_written(code, tmp_path):
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    logs = [line for line in completed.stdout.splitlines() if "'adv_loss'" in line and "'adv_delta_norm'" in line]
-    assert len(logs) == 4  # 64 rows, batch 16, logging_steps=1
-    assert "'eval_accuracy'" in completed.stdout.splitlines()[-1]
+    return completed.stdout
+
+
+def adversarial_logs(stdout):
+    lines = stdout.splitlines()
+    return [ast.literal_eval(line) for line in lines if "'adv_loss'" in line and "'adv_delta_norm'" in line]
+
+
+@pytest.mark.slow
+def test_the_use_example_runs_as_written(tmp_path):
+    (code, _) = RUN_PYTHON[0]
+    stdout = run_example(code, tmp_path)
+    assert len(adversarial_logs(stdout)) == 4  # 64 rows, batch 16, logging_steps=1
+    assert "'eval_accuracy'" in stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_the_hyperparameter_search_example_runs_after_it(tmp_path):
+    (use, _), (search, _) = RUN_PYTHON
+    stdout = run_example(use + "\n\n" + search, tmp_path)
+    logs = adversarial_logs(stdout)
+    assert len(logs) == 4 * 4  # the example's run, then 3 trials of 4 steps
+    # Each trial trains at its own ε: PGD's three steps of 0.3 ε each give a norm of at most 0.9 ε, so the trials'
+    # largest norms differ, and none reaches the top of the search range.
+    largest = [max(float(log["adv_delta_norm"]) for log in logs[start : start + 4]) for start in (4, 8, 12)]
+    assert len(set(largest)) == 3 and max(largest) <= 0.9 * 0.2 + 1e-6
+    hyperparameters, objective = stdout.splitlines()[-1].split("} ")
+    assert 0.01 <= ast.literal_eval(hyperparameters + "}")["adv_epsilon"] <= 0.2
+    assert 0.0 <= float(objective) <= 1.0
 
 
 @pytest.mark.parametrize("command", PARSED, ids=lambda command: " ".join(command)[:80])
