@@ -19,6 +19,7 @@ before their PGD evaluation) is completed: from its kept model when `--models_di
 """
 
 import argparse
+import fcntl
 import json
 import subprocess
 import sys
@@ -73,9 +74,12 @@ def has_pgd_eval(results):
 
 
 def replace_record(path, record):
-    """Writes `record` in place of the file's record of the same run, or after the others."""
-    kept = [r for r in read_records(path) if run_key(r) != run_key(record)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in [*kept, record]))
+    """Writes `record` in place of the file's record of the same run, or after the others. Holds a lock on the file
+    from the read to the write, so that grids run side by side (one per core) keep each other's records."""
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        kept = [r for r in read_records(path) if run_key(r) != run_key(record)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in [*kept, record]))
 
 
 def parse_setting(text):

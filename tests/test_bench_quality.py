@@ -2,6 +2,7 @@
 of the ε sweep keyed and normalised."""
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,22 @@ def test_a_run_passes_its_settings_and_the_task_s_evaluations(tmp_path, monkeypa
     assert "--do_attack_eval" not in command and "--do_advglue_eval" not in command  # SST-2 only
     assert Path(command[command.index("--output_dir") + 1]).name == "cola_pgd_2_epsilon0.1"
     assert record["settings"] == {"adv_epsilon": 0.1} and bench_quality.complete(record)
+
+
+def write_records(path, task, count):
+    for seed in range(count):
+        bench_quality.replace_record(path, {"task": task, "method": "none", "seed": seed, "results": {}})
+
+
+def test_grids_side_by_side_keep_each_other_s_records(tmp_path):
+    path = tmp_path / "quality.jsonl"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=write_records, args=(path, task, 40)) for task in ("cola", "mrpc")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    records = bench_quality.read_records(path)
+    expected = sorted((task, seed) for task in ("cola", "mrpc") for seed in range(40))
+    assert sorted((r["task"], r["seed"]) for r in records) == expected
