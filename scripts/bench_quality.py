@@ -21,6 +21,7 @@ before their PGD evaluation) is completed: from its kept model when `--models_di
 import argparse
 import fcntl
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -131,8 +132,14 @@ def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     results = json.loads((output_dir / "all_results.json").read_text())
     record = {"task": task, "method": method, "seed": seed, "settings": settings}
-    record |= {"wall_s": round(time.time() - start), "results": results}
+    record |= {"wall_s": round(time.time() - start), "threads": torch_threads(), "results": results}
     return with_advglue(record, output_dir)
+
+
+def torch_threads():
+    """The CPU threads each run's torch uses (OMP_NUM_THREADS, else every core): `wall_s` compares only runs with the
+    same threads on an equally loaded machine (two grids side by side run one thread each)."""
+    return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
 
 
 def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):

@@ -3,6 +3,7 @@ of the ε sweep keyed and normalised."""
 
 import json
 import multiprocessing
+import os
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,7 @@ def test_a_run_passes_its_settings_and_the_task_s_evaluations(tmp_path, monkeypa
     assert "--do_attack_eval" not in command and "--do_advglue_eval" not in command  # SST-2 only
     assert Path(command[command.index("--output_dir") + 1]).name == "cola_pgd_2_epsilon0.1"
     assert record["settings"] == {"adv_epsilon": 0.1} and bench_quality.complete(record)
+    assert record["threads"] == int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
 
 
 def write_records(path, task, count):
