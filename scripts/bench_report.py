@@ -314,11 +314,6 @@ def sibling(name):
     return module
 
 
-def default_epsilon(method):
-    """The documented per-example L2 radius of `method`, None for a method without one."""
-    return sibling("bench_quality").DEFAULTS.get((method, "example", "l2"), {}).get("epsilon")
-
-
 def reproduce_section():
     """The commands behind the raw results; the per-run flags come from `bench_quality.py` itself."""
     bench_quality = sibling("bench_quality")
@@ -354,7 +349,7 @@ def main():
         records = [json.loads(line) for line in quality.read_text().splitlines()]
         lines += quality_section(records)
         lines += sibling("sweep_report").sweep_section(
-            records, TASK_METRIC, default_epsilon, DOCS / "plots", lambda m: line_style(m, METHODS)
+            records, TASK_METRIC, DOCS / "plots", lambda m: line_style(m, METHODS)
         )
     speed = DOCS / "results" / "speed.json"
     if speed.is_file():

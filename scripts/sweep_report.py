@@ -10,9 +10,17 @@ radius (mean ± std over seeds on both axes), the points of one method joined in
 """
 
 import statistics
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import matplotlib.pyplot as plt
+
+from adv_trainer.adversarial_config import DEFAULTS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from advglue_report import mean_std, spread  # noqa: E402  (the script beside this one)
 
 __all__ = ["sweep_section", "variant_label"]
 
@@ -20,26 +28,19 @@ BASELINE = "none"
 PGD_RADII = ("0.05", "0.1")
 
 
-def variant_label(method, settings, default_epsilon):
+def variant_label(method, settings, default_radius):
     """'pgd ε=0.1', 'pgd ε=0.05 start=0.1', 'none': the method, its radius and any other setting."""
     parts = [method]
-    epsilon = settings.get("adv_epsilon", default_epsilon)
+    epsilon = settings.get("adv_epsilon", default_radius)
     if epsilon is not None:
         parts.append(f"ε={epsilon:g}")
     parts += [f"{flag.removeprefix('adv_')}={v:g}" for flag, v in sorted(settings.items()) if flag != "adv_epsilon"]
     return " ".join(parts)
 
 
-def mean_std(values):
-    if not values:
-        return "–"
-    return (
-        f"{values[0]:.1f}" if len(values) == 1 else f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-    )
-
-
-def spread(values):
-    return statistics.stdev(values) if len(values) > 1 else 0
+def default_epsilon(method):
+    """The documented per-example L2 radius of `method`, None for a method without one."""
+    return DEFAULTS.get((method, "example", "l2"), {}).get("epsilon")
 
 
 def measures(task, metric):
@@ -64,10 +65,9 @@ def values_of(runs, measure):
     return [] if any(v is None for v in values) else [100 * v for v in values]
 
 
-def sweep_section(records, task_metric, default_epsilon, plots_dir, style):
+def sweep_section(records, task_metric, plots_dir, style):
     """Markdown lines of the sweep section, and `plots_dir/tradeoff_<task>.png`; empty when no record has
-    `settings`. `default_epsilon(method)` is a method's documented radius (None without one); `style(method)` its
-    colour and marker."""
+    `settings`. `style(method)` gives a method's colour and marker."""
     if not any(r.get("settings") for r in records):
         return []
     lines = [
@@ -88,7 +88,7 @@ def sweep_section(records, task_metric, default_epsilon, plots_dir, style):
         if not any(settings for _, settings in variants):
             continue
         columns = measures(task, metric)
-        order = sorted(variants, key=lambda v: (v[0] != BASELINE, v[0], radius(v, default_epsilon), v[1]))
+        order = sorted(variants, key=lambda v: (v[0] != BASELINE, v[0], radius(v), v[1]))
         baseline = [100 * r["results"][metric] for r in variants.get((BASELINE, ()), [])]
         name = metric.removeprefix("eval_")
         header = ["variant", "seeds", name, "Δ vs none", *columns]
@@ -102,18 +102,19 @@ def sweep_section(records, task_metric, default_epsilon, plots_dir, style):
             cells += [delta if method != BASELINE else "–"]
             cells += [mean_std(values_of(runs, measure)) for measure in columns.values()]
             lines.append("| " + " | ".join(cells) + " |")
-        if plot_tradeoff(task, metric, variants, order, columns, default_epsilon, plots_dir, style):
+        if plot_tradeoff(task, metric, variants, order, columns, plots_dir, style):
             lines += ["", f"![{task} trade-off](plots/tradeoff_{task}.png)"]
         lines.append("")
     return lines
 
 
-def radius(variant, default_epsilon):
+def radius(variant):
+    """The training radius of a (method, settings) variant; -1 for a method without one, to sort it first."""
     epsilon = dict(variant[1]).get("adv_epsilon", default_epsilon(variant[0]))
     return -1.0 if epsilon is None else epsilon
 
 
-def plot_tradeoff(task, metric, variants, order, columns, default_epsilon, plots_dir, style):
+def plot_tradeoff(task, metric, variants, order, columns, plots_dir, style):
     """One panel per robustness measure some variant has for all its seeds; returns whether any panel was drawn."""
     plotted = [v for v in order if set(dict(v[1])) <= {"adv_epsilon"}]  # a warm-up or other setting: table only
     panels = {}
@@ -123,7 +124,7 @@ def plot_tradeoff(task, metric, variants, order, columns, default_epsilon, plots
             robust = values_of(variants[variant], measure)
             if robust:
                 clean = [100 * r["results"][metric] for r in variants[variant]]
-                by_method[variant[0]].append((radius(variant, default_epsilon), clean, robust))
+                by_method[variant[0]].append((radius(variant), clean, robust))
         if by_method:
             panels[title] = by_method
     if not panels:

@@ -7,7 +7,6 @@ from scripts import sweep_report
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
 STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}}.get
-DEFAULT_EPSILON = {"none": None, "pgd": 0.05}.get
 
 
 def record(task, method, seed, clean, robust=None, settings=None, advglue=None):
@@ -40,7 +39,7 @@ def test_variant_labels_name_the_radius_and_other_settings():
 
 def test_no_section_without_a_sweep(tmp_path):
     records = [record("cola", "none", 1, 0.2, 0.1), record("cola", "pgd", 1, 0.25, 0.15)]
-    assert sweep_report.sweep_section(records, METRICS, DEFAULT_EPSILON, tmp_path, STYLE) == []
+    assert sweep_report.sweep_section(records, METRICS, tmp_path, STYLE) == []
     assert not list(tmp_path.iterdir())
 
 
@@ -52,7 +51,7 @@ def test_the_section_tables_each_variant_against_none_and_draws_the_tradeoff(tmp
         record("cola", "pgd", 2, 0.27, 0.22, {"adv_epsilon": 0.02}),
         record("cola", "pgd", 1, 0.30, 0.25, {"adv_start_step": 0.1}),
     ]  # fmt: skip
-    lines = sweep_report.sweep_section(records, METRICS, DEFAULT_EPSILON, tmp_path, STYLE)
+    lines = sweep_report.sweep_section(records, METRICS, tmp_path, STYLE)
     table = rows(lines)
     under = ["matthews_correlation under PGD ε=0.05", "matthews_correlation under PGD ε=0.1"]
     assert table["variant"] == ["variant", "seeds", "matthews_correlation", "Δ vs none", *under]
@@ -71,7 +70,7 @@ def test_sst2_has_an_advglue_column(tmp_path):
         record("sst2", "none", 1, 0.8, 0.3, advglue=[1, 0, 0, 0]),
         record("sst2", "pgd", 1, 0.85, 0.4, {"adv_epsilon": 0.1}, advglue=[1, 1, 0, 0]),
     ]
-    table = rows(sweep_report.sweep_section(records, METRICS, DEFAULT_EPSILON, tmp_path, STYLE))
+    table = rows(sweep_report.sweep_section(records, METRICS, tmp_path, STYLE))
     assert table["variant"][-1] == "AdvGLUE accuracy"
     assert table["none"][-1] == "25.0" and table["pgd ε=0.1"][-1] == "50.0"
     assert table["pgd ε=0.1"][3] == "+5.0"
@@ -80,5 +79,5 @@ def test_sst2_has_an_advglue_column(tmp_path):
 @pytest.mark.parametrize("epsilon", [0.02, 0.1])
 def test_a_method_s_points_are_ordered_by_radius(epsilon):
     variant = ("pgd", (("adv_epsilon", epsilon),))
-    assert sweep_report.radius(variant, DEFAULT_EPSILON) == epsilon
-    assert sweep_report.radius(("none", ()), DEFAULT_EPSILON) == -1.0
+    assert sweep_report.radius(variant) == epsilon
+    assert sweep_report.radius(("none", ())) == -1.0
