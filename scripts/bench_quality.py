@@ -60,8 +60,11 @@ def read_records(path):
 
 def run_key(record):
     """(task, method, seed, settings): one run of the grid. Records from before settings existed ran the defaults."""
-    settings = tuple(sorted(record.get("settings", {}).items()))
-    return record["task"], record["method"], record["seed"], settings
+    return record["task"], record["method"], record["seed"], settings_key(record.get("settings", {}))
+
+
+def settings_key(settings):
+    return tuple(sorted(settings.items()))
 
 
 def complete(record):
@@ -213,7 +216,7 @@ def main():
             for task in args.tasks:
                 for method in args.methods:
                     runs = [s for s in (method_setting(method, setting) for setting in settings) if s is not None]
-                    for setting in list({tuple(sorted(s.items())): s for s in runs}.values()):
+                    for setting in {settings_key(s): s for s in runs}.values():  # once each after normalising
                         stub = {"task": task, "method": method, "seed": seed, "settings": setting}
                         old = recorded.get(run_key(stub))
                         if old is not None and complete(old):
