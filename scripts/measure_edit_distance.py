@@ -47,8 +47,9 @@ def edit_distances(model, tokenizer, examples):
         if adversarial.shape != original.shape:
             unequal[group] += 1
             continue
-        distances[group].append((adversarial - original).norm().item())
-        token_changes[group].append(int(((adversarial - original).norm(dim=-1) > 0).sum()))
+        difference = adversarial - original  # (T, E)
+        distances[group].append(difference.norm().item())
+        token_changes[group].append(int((difference.norm(dim=-1) > 0).sum()))
     return distances, token_changes, unequal
 
 
