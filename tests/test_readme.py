@@ -73,7 +73,7 @@ def test_marked_commands_run_as_written(command, tmp_path):
     run = [sys.executable, *command[1:], "--output_dir", str(tmp_path), "--report_to", "none"]
     completed = subprocess.run(run, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    logs = [line for line in completed.stdout.splitlines() if "'adv_loss'" in line and "'adv_delta_norm'" in line]
+    logs = adversarial_log_lines(completed.stdout)
     assert len(logs) == 3  # 48 rows, batch 16: every step logs its adversarial metrics
     results = json.loads((tmp_path / "all_results.json").read_text())
     assert results["train_samples"] == 48 and results["eval_samples"] == 48
@@ -94,16 +94,16 @@ def run_example(code, tmp_path):
     return completed.stdout
 
 
-def adversarial_logs(stdout):
-    lines = stdout.splitlines()
-    return [ast.literal_eval(line) for line in lines if "'adv_loss'" in line and "'adv_delta_norm'" in line]
+def adversarial_log_lines(stdout):
+    """The Trainer's log lines that carry the adversarial metrics."""
+    return [line for line in stdout.splitlines() if "'adv_loss'" in line and "'adv_delta_norm'" in line]
 
 
 @pytest.mark.slow
 def test_the_use_example_runs_as_written(tmp_path):
     (code, _) = RUN_PYTHON[0]
     stdout = run_example(code, tmp_path)
-    assert len(adversarial_logs(stdout)) == 4  # 64 rows, batch 16, logging_steps=1
+    assert len(adversarial_log_lines(stdout)) == 4  # 64 rows, batch 16, logging_steps=1
     assert "'eval_accuracy'" in stdout.splitlines()[-1]
 
 
@@ -111,7 +111,7 @@ def test_the_use_example_runs_as_written(tmp_path):
 def test_the_hyperparameter_search_example_runs_after_it(tmp_path):
     (use, _), (search, _) = RUN_PYTHON
     stdout = run_example(use + "\n\n" + search, tmp_path)
-    logs = adversarial_logs(stdout)
+    logs = [ast.literal_eval(line) for line in adversarial_log_lines(stdout)]
     assert len(logs) == 4 * 4  # the example's run, then 3 trials of 4 steps
     # Each trial trains at its own ε: PGD's three steps of 0.3 ε each give a norm of at most 0.9 ε, so the trials'
     # largest norms differ, and none reaches the top of the search range.
