@@ -54,6 +54,7 @@ def accuracy(runs, key):
 
 
 def mean_std(values):
+    """'mean ± std' of values already ×100; one value has no spread to show, none is '–'."""
     if not values:
         return "–"
     return (
@@ -112,4 +113,5 @@ def advglue_section(task, clean_metric, methods, by_run, plots_dir, style):
 
 
 def spread(values):
+    """The error bar over seeds: their standard deviation, 0 for a single seed."""
     return statistics.stdev(values) if len(values) > 1 else 0

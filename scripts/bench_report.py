@@ -9,9 +9,9 @@ speed_growth.png.
     python scripts/bench_report.py
 """
 
-import importlib.util
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +19,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+# The scripts beside this one; this file runs as a script and as `scripts.bench_report` in the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import advglue_report  # noqa: E402
+import bench_quality  # noqa: E402
+import sweep_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -34,18 +41,15 @@ def robust_columns(metric):
     word-substitution attack (SST-2)."""
     name = metric.removeprefix("eval_")
     return [
-        (f"eval_robust_{name}_eps0.05", "PGD eps 0.05"),
-        (f"eval_robust_{name}_eps0.1", "PGD eps 0.1"),
+        *[(f"eval_robust_{name}_eps{radius}", f"PGD eps {radius}") for radius in bench_quality.PGD_RADII],
         ("eval_attack_accuracy_under_attack", "word subst."),
         ("eval_attack_success_rate", "subst. success"),
     ]
 
 
 def mean_std(values):
-    values = [100 * v for v in values]
-    if len(values) == 1:
-        return f"{values[0]:.1f}"  # one seed has no spread to show
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+    """'mean ± std' over seeds of fractions, ×100; one seed has no spread to show."""
+    return advglue_report.mean_std([100 * v for v in values])
 
 
 def quality_section(records):
@@ -85,8 +89,7 @@ def quality_section(records):
         if radii and all(key in r["results"] for r in runs_of_task for key in radii.values()):
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
             plot_robustness(task, methods, by_run, radii)
-        advglue = sibling("advglue_report")
-        lines += advglue.advglue_section(
+        lines += advglue_report.advglue_section(
             task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS)
         )
     return lines
@@ -98,7 +101,7 @@ def plot_quality(task, metric, methods, by_run):
         values = [100 * r["results"][metric] for r in by_run[(task, method)]]
         axis.scatter([x] * len(values), values, color="tab:blue", alpha=0.6, label="one seed" if x == 0 else None)
         axis.errorbar(
-            x + 0.15, statistics.mean(values), yerr=seed_spread(values), fmt="o", color="black", capsize=4,
+            x + 0.15, statistics.mean(values), yerr=advglue_report.spread(values), fmt="o", color="black", capsize=4,
             label="mean ± std" if x == 0 else None,
         )  # fmt: skip
     axis.legend(fontsize=7)
@@ -116,11 +119,6 @@ def line_style(name, names):
     return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)]}
 
 
-def seed_spread(values):
-    """The error bar over seeds: their standard deviation, none for a single seed."""
-    return statistics.stdev(values) if len(values) > 1 else 0
-
-
 def robust_radii(results):
     """{attack radius: metric name} of the embedding-space PGD evaluation, ε = 0 being the clean accuracy."""
     prefix = "eval_robust_accuracy_eps"
@@ -134,7 +132,7 @@ def plot_robustness(task, methods, by_run, radii):
     curves = {}
     for method in methods:
         values = [[100 * r["results"][key] for r in by_run[(task, method)]] for key in radii.values()]
-        curves[method] = [statistics.mean(v) for v in values], [seed_spread(v) for v in values]
+        curves[method] = [statistics.mean(v) for v in values], [advglue_report.spread(v) for v in values]
     others = [method for method in methods if method != "none"] or methods
     columns = min(4, len(others))
     rows = -(-len(others) // columns)
@@ -305,18 +303,8 @@ def plot_speed(speed):
     plt.close(figure)
 
 
-def sibling(name):
-    """The script `name`.py beside this one, loaded by path: this file runs as a script (scripts/ on sys.path) and as
-    `scripts.bench_report` in the tests."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def reproduce_section():
     """The commands behind the raw results; the per-run flags come from `bench_quality.py` itself."""
-    bench_quality = sibling("bench_quality")
     lines = ["## How to reproduce", "", "From the repository root, with the GLUE files in `../shared/glue`:", ""]
     lines += [
         "- `python scripts/bench_speed.py` (`make bench`) measures every shape into `docs/results/speed.json`; "
@@ -348,9 +336,7 @@ def main():
     if quality.is_file():
         records = [json.loads(line) for line in quality.read_text().splitlines()]
         lines += quality_section(records)
-        lines += sibling("sweep_report").sweep_section(
-            records, TASK_METRIC, DOCS / "plots", lambda m: line_style(m, METHODS)
-        )
+        lines += sweep_report.sweep_section(records, TASK_METRIC, DOCS / "plots", lambda m: line_style(m, METHODS))
     speed = DOCS / "results" / "speed.json"
     if speed.is_file():
         lines += speed_section(json.loads(speed.read_text()))

@@ -20,12 +20,12 @@ from adv_trainer.adversarial_config import DEFAULTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from advglue_report import mean_std, spread  # noqa: E402  (the script beside this one)
+from advglue_report import mean_std, spread  # noqa: E402  (the scripts beside this one)
+from bench_quality import PGD_RADII  # noqa: E402
 
 __all__ = ["sweep_section", "variant_label"]
 
 BASELINE = "none"
-PGD_RADII = ("0.05", "0.1")
 
 
 def variant_label(method, settings, default_radius):
