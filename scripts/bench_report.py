@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import advglue_report  # noqa: E402
 import bench_quality  # noqa: E402
+import default_choice  # noqa: E402
 import sweep_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,6 +338,7 @@ def main():
         records = [json.loads(line) for line in quality.read_text().splitlines()]
         lines += quality_section(records)
         lines += sweep_report.sweep_section(records, TASK_METRIC, DOCS / "plots", lambda m: line_style(m, METHODS))
+        lines += default_choice.choice_section(records, TASK_METRIC)
     speed = DOCS / "results" / "speed.json"
     if speed.is_file():
         lines += speed_section(json.loads(speed.read_text()))

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from advglue_report import mean_std, spread  # noqa: E402  (the scripts beside this one)
 from bench_quality import PGD_RADII  # noqa: E402
 
-__all__ = ["sweep_section", "variant_label"]
+__all__ = ["default_epsilon", "sweep_section", "variant_label", "variant_of"]
 
 BASELINE = "none"
 
@@ -36,6 +36,11 @@ def variant_label(method, settings, default_radius):
         parts.append(f"ε={epsilon:g}")
     parts += [f"{flag.removeprefix('adv_')}={v:g}" for flag, v in sorted(settings.items()) if flag != "adv_epsilon"]
     return " ".join(parts)
+
+
+def variant_of(record):
+    """(method, sorted settings items): the variant a quality-grid record ran; the defaults' records have none."""
+    return record["method"], tuple(sorted((record.get("settings") or {}).items()))
 
 
 def default_epsilon(method):
@@ -83,8 +88,7 @@ def sweep_section(records, task_metric, plots_dir, style):
         variants = defaultdict(list)
         for record in records:
             if record["task"] == task:
-                settings = record.get("settings", {})
-                variants[(record["method"], tuple(sorted(settings.items())))].append(record)
+                variants[variant_of(record)].append(record)
         if not any(settings for _, settings in variants):
             continue
         columns = measures(task, metric)
