@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep_report import BASELINE, default_epsilon, variant_label, variant_of  # noqa: E402  (the script beside)
+from sweep_report import BASELINE, changes_only_radius, default_epsilon, variant_label, variant_of  # noqa: E402
 
 __all__ = ["choice_section", "gains"]
 
@@ -33,9 +33,8 @@ def gains(records, task_metric):
     per_task = defaultdict(dict)
     for (task, variant), values in clean.items():
         baseline = clean.get((task, (BASELINE, ())), [])
-        if variant[0] != BASELINE and len(values) >= SEEDS and len(baseline) >= SEEDS:
-            if set(dict(variant[1])) <= {"adv_epsilon"}:
-                per_task[variant][task] = statistics.mean(values) - statistics.mean(baseline)
+        if variant[0] != BASELINE and changes_only_radius(variant) and min(len(values), len(baseline)) >= SEEDS:
+            per_task[variant][task] = statistics.mean(values) - statistics.mean(baseline)
     complete = {variant: deltas for variant, deltas in per_task.items() if set(deltas) == set(task_metric)}
     return complete, per_task
 

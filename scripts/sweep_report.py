@@ -21,9 +21,9 @@ from adv_trainer.adversarial_config import DEFAULTS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from advglue_report import mean_std, spread  # noqa: E402  (the scripts beside this one)
-from bench_quality import PGD_RADII  # noqa: E402
+from bench_quality import PGD_RADII, settings_key  # noqa: E402
 
-__all__ = ["default_epsilon", "sweep_section", "variant_label", "variant_of"]
+__all__ = ["changes_only_radius", "default_epsilon", "sweep_section", "variant_label", "variant_of"]
 
 BASELINE = "none"
 
@@ -40,7 +40,12 @@ def variant_label(method, settings, default_radius):
 
 def variant_of(record):
     """(method, sorted settings items): the variant a quality-grid record ran; the defaults' records have none."""
-    return record["method"], tuple(sorted((record.get("settings") or {}).items()))
+    return record["method"], settings_key(record.get("settings") or {})
+
+
+def changes_only_radius(variant):
+    """Whether a variant is its method's defaults with at most `adv_epsilon` changed (not, say, a warm-up)."""
+    return set(dict(variant[1])) <= {"adv_epsilon"}
 
 
 def default_epsilon(method):
@@ -120,7 +125,7 @@ def radius(variant):
 
 def plot_tradeoff(task, metric, variants, order, columns, plots_dir, style):
     """One panel per robustness measure some variant has for all its seeds; returns whether any panel was drawn."""
-    plotted = [v for v in order if set(dict(v[1])) <= {"adv_epsilon"}]  # a warm-up or other setting: table only
+    plotted = [v for v in order if changes_only_radius(v)]  # a warm-up or other setting: table only
     panels = {}
     for title, measure in columns.items():
         by_method = defaultdict(list)
