@@ -62,7 +62,9 @@ def quality_section(records):
     lines += [
         "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
         "(`scripts/bench_quality.py`). `train min` is the training loop's wall time in the same runs, on a machine "
-        "that was also running other work: step times are in the speed section.",
+        "that was also running other work: step times are in the speed section. Its mean is split by the runs' torch "
+        "thread count, `(1t)` for one thread (those runs shared the machine with a second one-thread run) and `(?)` "
+        "for runs recorded before the thread count was, so that only cells with the same mark compare methods.",
         "",
     ]
     for task, metric in TASK_METRIC.items():
@@ -82,7 +84,7 @@ def quality_section(records):
                 mean_std([r["results"][key] for r in runs]) if all(key in r["results"] for r in runs) else "–"
                 for key, _ in robust
             ]
-            cells.append(f"{statistics.mean(r['results']['train_runtime'] for r in runs) / 60:.1f}")
+            cells.append(train_minutes(runs))
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
         plot_quality(task, metric, methods, by_run)
@@ -94,6 +96,18 @@ def quality_section(records):
             task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS)
         )
     return lines
+
+
+def train_minutes(runs):
+    """Mean training wall time in minutes per torch thread count, fewest threads first, e.g. '31.2 (1t) · 13.7 (?)'.
+
+    A run's wall time depends on its threads and on what shared the machine, so runs of different thread counts are
+    not averaged together."""
+    by_threads = defaultdict(list)
+    for run in runs:
+        by_threads[run.get("threads")].append(run["results"]["train_runtime"] / 60)
+    order = sorted(by_threads, key=lambda threads: (threads is None, threads))
+    return " · ".join(f"{statistics.mean(by_threads[t]):.1f} ({'?' if t is None else f'{t}t'})" for t in order)
 
 
 def plot_quality(task, metric, methods, by_run):
