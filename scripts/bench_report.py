@@ -63,8 +63,9 @@ def quality_section(records):
         "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
         "(`scripts/bench_quality.py`). `train min` is the training loop's wall time in the same runs, on a machine "
         "that was also running other work: step times are in the speed section. Its mean is split by the runs' torch "
-        "thread count, `(1t)` for one thread (those runs shared the machine with a second one-thread run) and `(?)` "
-        "for runs recorded before the thread count was, so that only cells with the same mark compare methods.",
+        "thread count, `(Nt)` for N threads (most one-thread runs shared the machine with a second one-thread run) "
+        "and `(?)` for runs recorded before the thread count was, so that only cells with the same mark compare "
+        "methods.",
         "",
     ]
     for task, metric in TASK_METRIC.items():
