@@ -55,11 +55,13 @@ class AdversarialScope(str, enum.Enum):
 # Defaults per (method, scope, norm); README "Defaults" gives the measurements and sources behind each row.
 # Per-example L2 radii are small because the whole radius lands on one example's ~10-30 tokens: MiniLM's
 # word-embedding rows have norm ~1.1, FGM with eps=1.0 per example collapses SST-2 training to the majority class,
-# and PGD with eps=0.1 kept CoLA at its majority class where eps=0.05 learned. The vocab scope keeps the popular
-# recipe's values, whose radius is spread over every token of the batch. L-inf radii are per coordinate.
+# and FGM and PGD with eps=0.1 keep CoLA near its majority class. PGD's 0.02 is the choice of the eps sweep (0.02 and
+# 0.05 with 3 seeds on SST-2, MRPC and CoLA; 0.1 with fewer): 0.05 helps SST-2 more but costs CoLA 4 Matthews points.
+# The vocab scope keeps the popular recipe's values, whose radius is spread over every token of the batch. L-inf radii
+# are per coordinate.
 DEFAULTS = {
     ("fgm", "example", "l2"): {"epsilon": 0.05},
-    ("pgd", "example", "l2"): {"epsilon": 0.05, "alpha": 0.015, "k": 3, "init_mag": 0.0},
+    ("pgd", "example", "l2"): {"epsilon": 0.02, "alpha": 0.006, "k": 3, "init_mag": 0.0},
     ("freelb", "example", "l2"): {"epsilon": 0.05, "alpha": 0.015, "k": 3, "init_mag": 0.025},
     ("fgm", "example", "linf"): {"epsilon": 0.001},
     ("pgd", "example", "linf"): {"epsilon": 0.001, "alpha": 0.0003, "k": 3, "init_mag": 0.0},

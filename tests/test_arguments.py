@@ -15,7 +15,7 @@ def test_cli_flags_parse_into_pgd_with_its_defaults():
     parser = HfArgumentParser(AdversarialTrainingArguments)
     (args,) = parser.parse_args_into_dataclasses(["--output_dir", "x", "--adv_method", "pgd", "--adv_k", "3"])
     assert (args.adv_method, args.adv_k, args.adv_norm, args.adv_scope) == ("pgd", 3, "l2", "example")
-    assert (args.adv_epsilon, args.adv_alpha, args.adv_init_mag, args.adv_weight) == (0.05, 0.015, 0.0, 1.0)
+    assert (args.adv_epsilon, args.adv_alpha, args.adv_init_mag, args.adv_weight) == (0.02, 0.006, 0.0, 1.0)
 
 
 def test_cli_rejects_an_unknown_method_with_the_choices(capsys):
@@ -175,7 +175,7 @@ def test_an_explicit_alpha_and_an_unbounded_epsilon_keep_their_values():
 
 def test_reset_and_resolve_re_derive_the_defaults_from_the_given_values():
     args = make(adv_method="pgd", adv_k=2)
-    assert (args.adv_epsilon, args.adv_alpha) == (0.05, 0.015)
+    assert (args.adv_epsilon, args.adv_alpha) == (0.02, 0.006)
     args.reset_adversarial_fields()
     assert (args.adv_epsilon, args.adv_alpha, args.adv_k) == (None, None, 2)
     args.adv_epsilon = 2.0  # as a hyperparameter-search trial sets it

@@ -79,7 +79,7 @@ def test_real_glue_tasks_train_evaluate_and_write_submissions(
     assert metric_keys <= set(results) and results["eval_samples"] == 40
     assert {"train_loss", "eval_loss"} <= set(json.loads((out / "all_results.json").read_text()))
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
-    assert "adv_loss" in history[0] and history[0]["adv_delta_norm"] <= 0.05 + 1e-6
+    assert "adv_loss" in history[0] and history[0]["adv_delta_norm"] <= 0.02 + 1e-6
     rows = read_submission(out / submission)
     assert [row[0] for row in rows] == [str(i) for i in range(12)]
     assert {row[1] for row in rows} <= values

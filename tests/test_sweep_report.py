@@ -6,7 +6,7 @@ import pytest
 from scripts import sweep_report
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
-STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}}.get
+STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}, "fgm": {"color": "C2", "marker": "^"}}.get
 
 
 def record(task, method, seed, clean, robust=None, settings=None, advglue=None):
@@ -46,21 +46,21 @@ def test_no_section_without_a_sweep(tmp_path):
 def test_the_section_tables_each_variant_against_none_and_draws_the_tradeoff(tmp_path):
     records = [
         record("cola", "none", 1, 0.20, 0.10), record("cola", "none", 2, 0.22, 0.12),
-        record("cola", "pgd", 1, 0.18, 0.15), record("cola", "pgd", 2, 0.20, None),  # seed 2: no PGD evaluation
-        record("cola", "pgd", 1, 0.25, 0.20, {"adv_epsilon": 0.02}),
-        record("cola", "pgd", 2, 0.27, 0.22, {"adv_epsilon": 0.02}),
-        record("cola", "pgd", 1, 0.30, 0.25, {"adv_start_step": 0.1}),
+        record("cola", "fgm", 1, 0.18, 0.15), record("cola", "fgm", 2, 0.20, None),  # seed 2: no PGD evaluation
+        record("cola", "fgm", 1, 0.25, 0.20, {"adv_epsilon": 0.02}),
+        record("cola", "fgm", 2, 0.27, 0.22, {"adv_epsilon": 0.02}),
+        record("cola", "fgm", 1, 0.30, 0.25, {"adv_start_step": 0.1}),
     ]  # fmt: skip
     lines = sweep_report.sweep_section(records, METRICS, tmp_path, STYLE)
     table = rows(lines)
     under = ["matthews_correlation under PGD ε=0.05", "matthews_correlation under PGD ε=0.1"]
     assert table["variant"] == ["variant", "seeds", "matthews_correlation", "Δ vs none", *under]
     assert table["none"] == ["none", "2", "21.0 ± 1.4", "–", "11.0 ± 1.4", "1.0 ± 1.4"]
-    assert table["pgd ε=0.02"] == ["pgd ε=0.02", "2", "26.0 ± 1.4", "+5.0", "21.0 ± 1.4", "11.0 ± 1.4"]
-    assert table["pgd ε=0.05"] == ["pgd ε=0.05", "2", "19.0 ± 1.4", "-2.0", "–", "–"]  # not every seed measured
-    assert table["pgd ε=0.05 start_step=0.1"][:4] == ["pgd ε=0.05 start_step=0.1", "1", "30.0", "+9.0"]
+    assert table["fgm ε=0.02"] == ["fgm ε=0.02", "2", "26.0 ± 1.4", "+5.0", "21.0 ± 1.4", "11.0 ± 1.4"]
+    assert table["fgm ε=0.05"] == ["fgm ε=0.05", "2", "19.0 ± 1.4", "-2.0", "–", "–"]  # not every seed measured
+    assert table["fgm ε=0.05 start_step=0.1"][:4] == ["fgm ε=0.05 start_step=0.1", "1", "30.0", "+9.0"]
     order = [line.split(" | ")[0].strip("| ") for line in lines if line.startswith("| ") and "---" not in line]
-    assert order == ["variant", "none", "pgd ε=0.02", "pgd ε=0.05", "pgd ε=0.05 start_step=0.1"]
+    assert order == ["variant", "none", "fgm ε=0.02", "fgm ε=0.05", "fgm ε=0.05 start_step=0.1"]
     assert "![cola trade-off](plots/tradeoff_cola.png)" in lines
     assert (tmp_path / "tradeoff_cola.png").stat().st_size > 10_000
 
