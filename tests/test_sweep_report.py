@@ -6,7 +6,11 @@ import pytest
 from scripts import sweep_report
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
-STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}, "fgm": {"color": "C2", "marker": "^"}}.get
+STYLE = {
+    "none": {"color": "C0", "marker": "o"},
+    "pgd": {"color": "C1", "marker": "s"},
+    "fgm": {"color": "C2", "marker": "^"},
+}.get
 
 
 def record(task, method, seed, clean, robust=None, settings=None, advglue=None):
