@@ -5,7 +5,8 @@ the file's order: `idx`, `correct` (1/0 on the adversarial example) and `benign_
 original, None where it has none). The comparison named in docs/results/advglue_preregistration.md: per example, the
 method's correctness averaged over its seeds minus `none`'s, averaged over examples, with a percentile bootstrap
 interval over examples (`scipy.stats.bootstrap`). One example of AdvGLUE SST-2 is 0.68 points, so differences of a
-point or two are inside the interval.
+point or two are inside the interval. The named variant is judged at 95 %; every other comparison (each method at
+today's defaults) at a Bonferroni-corrected level over their number.
 """
 
 import statistics
@@ -17,7 +18,10 @@ from scipy.stats import bootstrap
 __all__ = ["advglue_section", "paired_difference"]
 
 BASELINE = "none"
-PREREGISTERED = "creat"  # docs/results/advglue_preregistration.md, written before any result
+# The variant named in docs/results/advglue_preregistration.md before any result: CreAT at that day's documented
+# defaults, whose radius was 0.1 (the ε sweep made 0.05 the default later), in the grid's `settings` of today.
+PREREGISTERED = ("creat", {"adv_epsilon": 0.1})
+PREREGISTERED_LABEL = "creat ε=0.1 (named)"
 RESAMPLES = 10_000
 
 
@@ -62,46 +66,50 @@ def mean_std(values):
     )
 
 
-def advglue_section(task, clean_metric, methods, by_run, plots_dir, style):
-    """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy;
-    `style(method)` gives each method's colour and marker, as in the report's other plots."""
-    # Runs from before AdvGLUE was measured have no outcomes: each method's figures use the seeds that have them.
-    by_run = {(task, m): [r for r in by_run.get((task, m), []) if "advglue" in r] for m in methods}
-    methods = [m for m in methods if by_run[(task, m)]]
-    if BASELINE not in methods:
+def advglue_section(task, clean_metric, methods, by_run, plots_dir, style, named_runs=()):
+    """Markdown lines for `task`'s AdvGLUE table, and its plot of clean dev accuracy against AdvGLUE accuracy: a row
+    per method at its defaults (`by_run[(task, method)]`), then the named variant's (`named_runs`, the records of
+    `PREREGISTERED`) if any. `style(method)` gives each method's colour and marker, as in the report's other plots."""
+    # Runs from before AdvGLUE was measured have no outcomes: each row's figures use the seeds that have them.
+    rows = {m: [r for r in by_run.get((task, m), []) if "advglue" in r] for m in methods}
+    rows[PREREGISTERED_LABEL] = [r for r in named_runs if "advglue" in r]
+    rows = {label: runs for label, runs in rows.items() if runs}
+    if BASELINE not in rows:
         return []
-    others = [m for m in methods if m not in (BASELINE, PREREGISTERED)]
-    corrected = 1 - 0.05 / max(len(others), 1)  # Bonferroni over the methods not named beforehand
+    others = [label for label in rows if label not in (BASELINE, PREREGISTERED_LABEL)]
+    corrected = 1 - 0.05 / max(len(others), 1)  # Bonferroni over the comparisons not named beforehand
     lines = [
         f"### AdvGLUE {task}",
         "",
         f"Accuracy (×100) on AdvGLUE's adversarial {task} examples and on the benign originals of those that have "
         f"one, mean ± std over seeds; Δ vs none: per example, the seed-averaged correctness minus none's, averaged "
         f"over examples, with a 95 % percentile bootstrap interval over examples ({RESAMPLES:,} resamples). "
-        f"`{PREREGISTERED}` is the method named before its results "
-        "([advglue_preregistration.md](results/advglue_preregistration.md)); the others' intervals are Bonferroni-"
-        f"corrected to {100 * corrected:.1f} % over {len(others)} comparisons.",
+        f"`{PREREGISTERED_LABEL}` is the variant named before its results "
+        "([advglue_preregistration.md](results/advglue_preregistration.md): CreAT at that day's defaults); the "
+        f"others, each method at today's defaults, have intervals Bonferroni-corrected to {100 * corrected:.1f} % "
+        f"over {len(others)} comparisons.",
         "",
         "| method | seeds | clean dev | AdvGLUE | benign originals | Δ AdvGLUE vs none [interval] |",
         "|---|---|---|---|---|---|",
     ]
     figure, axis = plt.subplots(figsize=(5, 3.6))
-    for method in methods:
-        runs = by_run[(task, method)]
+    for label, runs in rows.items():
         clean = [100 * r["results"][clean_metric] for r in runs]
         adversarial, benign = accuracy(runs, "correct"), accuracy(runs, "benign_correct")
-        cells = [method, str(len(runs)), mean_std(clean), mean_std(adversarial), mean_std(benign)]
-        if method == BASELINE:
+        cells = [label, str(len(runs)), mean_std(clean), mean_std(adversarial), mean_std(benign)]
+        if label == BASELINE:
             cells.append("–")
         else:
-            level = 0.95 if method == PREREGISTERED else corrected
-            difference, low, high = paired_difference(runs, by_run[(task, BASELINE)], level)
-            named = "" if method == PREREGISTERED else f" at {100 * level:.1f} %"
+            level = 0.95 if label == PREREGISTERED_LABEL else corrected
+            difference, low, high = paired_difference(runs, rows[BASELINE], level)
+            named = "" if label == PREREGISTERED_LABEL else f" at {100 * level:.1f} %"
             cells.append(f"{difference:+.1f} [{low:+.1f}, {high:+.1f}]{named}")
         lines.append("| " + " | ".join(cells) + " |")
+        # The named variant: its method's colour, a marker no method uses.
+        marker = style(PREREGISTERED[0]) | {"marker": "h"} if label == PREREGISTERED_LABEL else style(label)
         axis.errorbar(
             statistics.mean(clean), statistics.mean(adversarial), xerr=spread(clean), yerr=spread(adversarial),
-            capsize=3, linestyle="none", label=method, **style(method),
+            capsize=3, linestyle="none", label=label, **marker,
         )  # fmt: skip
     axis.set(xlabel="clean dev accuracy (×100)", ylabel=f"AdvGLUE {task} accuracy (×100)")
     axis.set_title(f"{task}: clean against AdvGLUE, mean ± std over seeds")

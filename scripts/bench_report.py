@@ -54,10 +54,12 @@ def mean_std(values):
 
 
 def quality_section(records):
-    by_run = defaultdict(list)
+    by_run, named = defaultdict(list), defaultdict(list)
     for record in records:
         if not record.get("settings"):  # the ε sweep's other settings have their own section
             by_run[(record["task"], record["method"])].append(record)
+        elif (record["method"], record["settings"]) == advglue_report.PREREGISTERED:
+            named[record["task"]].append(record)
     lines = ["## Quality: MiniLM on real GLUE", ""]
     lines += [
         "Mean ± standard deviation over seeds (×100), dev sets; each method at its documented defaults "
@@ -94,7 +96,7 @@ def quality_section(records):
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
             plot_robustness(task, methods, by_run, radii)
         lines += advglue_report.advglue_section(
-            task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS)
+            task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS), named[task]
         )
     return lines
 

@@ -40,18 +40,26 @@ def test_records_of_different_examples_are_refused():
         advglue_report.paired_difference([shifted], [record("none", 1, [1, 0])])
 
 
-def test_the_section_tables_every_method_and_draws_the_plot(tmp_path):
+def test_the_section_tables_every_method_and_the_named_variant_and_draws_the_plot(tmp_path):
     by_run = {
         ("sst2", "none"): [record("none", s, [1, 0, 0, 1], [1, 1, None, 1], 0.83) for s in (1, 2)],
-        ("sst2", "creat"): [record("creat", s, [1, 1, 0, 1], [1, 1, None, 1], 0.84) for s in (1, 2)],
+        ("sst2", "creat"): [record("creat", s, [1, 1, 0, 0], [1, 1, None, 1], 0.86) for s in (1, 2)],
         ("sst2", "pgd"): [record("pgd", s, [1, 0, 0, 1], [1, 0, None, 1], 0.85) for s in (1, 2)],
     }
-    lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "pgd", "creat"], by_run, tmp_path, STYLE)
+    named = [record("creat", s, [1, 1, 0, 1], [1, 1, None, 1], 0.84) for s in (1, 2)]  # CreAT at ε = 0.1
+    methods = ["none", "pgd", "creat"]
+    lines = advglue_report.advglue_section("sst2", "eval_accuracy", methods, by_run, tmp_path, STYLE, named)
     rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert list(rows) == ["method", "none", "pgd", "creat", "creat ε=0.1 (named)"]
     assert rows["none"] == "| none | 2 | 83.0 ± 0.0 | 50.0 ± 0.0 | 100.0 ± 0.0 | – |"
-    assert rows["creat"].startswith("| creat | 2 | 84.0 ± 0.0 | 75.0 ± 0.0 | 100.0 ± 0.0 | +25.0 [")
-    assert rows["creat"].endswith("] |")  # named beforehand: a plain 95 % interval
-    assert rows["pgd"].endswith(" at 95.0 % |") and "66.7" in rows["pgd"]  # benign: 2 of 3 originals
+    named_row = rows["creat ε=0.1 (named)"]
+    assert named_row.startswith("| creat ε=0.1 (named) | 2 | 84.0 ± 0.0 | 75.0 ± 0.0 | 100.0 ± 0.0 | +25.0 [")
+    assert named_row.endswith("] |")  # named beforehand: a plain 95 % interval
+    # The method at today's defaults is one more comparison not named beforehand: two, each at 97.5 %.
+    assert rows["creat"].startswith("| creat | 2 | 86.0 ± 0.0 | 50.0 ± 0.0 |") and rows["creat"].endswith(
+        " at 97.5 % |"
+    )
+    assert rows["pgd"].endswith(" at 97.5 % |") and "66.7" in rows["pgd"]  # benign: 2 of 3 originals
     assert (tmp_path / "advglue_sst2.png").stat().st_size > 0
 
 
