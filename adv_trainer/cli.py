@@ -118,7 +118,7 @@ class ScriptParser(HfArgumentParser):
 
 def effective_default(name):
     """The defaults of the `adv_*` field `name` per norm and scope, from `DEFAULTS`, as `--help` states them, e.g.
-    "Default: l2: 0.05 (fgm, freelb, smart), 0.02 (pgd), 0.001 (awp); linf: 0.001 (fgm, pgd, freelb, smart); ..."."""
+    "Default: l2: 0.02 (fgm, pgd), 0.05 (freelb, smart, creat), 0.001 (awp); linf: 0.001 (fgm, pgd, ...); ..."."""
     key = name.removeprefix("adv_")
     if key == "weight":
         return "Default: 1.0 for every method."

@@ -3,7 +3,7 @@
 
 Resumable: a (task, method, seed, settings) already in the results file is skipped, so the grid can be stopped and
 continued across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the
-documented defaults of its method changed by its `settings` (the ε sweep: `--settings adv_epsilon=0.02
+documented defaults of its method changed by its `settings` (the ε sweep: `--settings adv_epsilon=0.05
 adv_epsilon=0.1`), and measures robustness: on every task PGD on the embedding output at two radii; on SST-2 also the
 word-substitution attack and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`,
 `benign_correct`) for the paired comparison of the report.
@@ -14,7 +14,7 @@ before their PGD evaluation) is completed: from its kept model when `--models_di
 
     python scripts/bench_quality.py                                   # the whole grid
     python scripts/bench_quality.py --tasks sst2 --methods none pgd --seeds 1   # a part of it
-    python scripts/bench_quality.py --methods fgm pgd --settings adv_epsilon=0.02 adv_epsilon=0.1  # the ε sweep
+    python scripts/bench_quality.py --methods fgm pgd --settings adv_epsilon=0.05 adv_epsilon=0.1  # the ε sweep
     python scripts/bench_report.py                                    # docs/RESULTS.md and plots from the results
 """
 

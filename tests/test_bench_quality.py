@@ -54,7 +54,8 @@ def test_settings_are_parsed_and_normalised_per_method():
         with pytest.raises(SystemExit, match="adv_epsilon=0.02"):
             bench_quality.parse_setting(bad)
     assert bench_quality.method_setting("pgd", {"adv_epsilon": 0.02}) == {}  # the default radius: the grid's own run
-    assert bench_quality.method_setting("creat", {"adv_epsilon": 0.05}) == {"adv_epsilon": 0.05}
+    assert bench_quality.method_setting("creat", {"adv_epsilon": 0.05}) == {}
+    assert bench_quality.method_setting("creat", {"adv_epsilon": 0.1}) == {"adv_epsilon": 0.1}
     assert bench_quality.method_setting("none", {"adv_epsilon": 0.1}) is None
     assert bench_quality.method_setting("none", {}) == {}
     assert bench_quality.method_setting("r3f", {"adv_epsilon": 0.1}) is None  # R3F has no radius

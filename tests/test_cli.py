@@ -39,7 +39,8 @@ def test_run_glue_help_opens_with_description_examples_and_config_files_then_adv
     assert "(default: None)" not in text and "--adv-method" not in text
     assert "--lr_scheduler_type" not in text  # a Trainer flag that only --help_all lists
     adversarial = " ".join(text[text.index("adversarial training:") : text.index("model:")].split())
-    assert "l2: 0.05 (fgm, freelb, smart), 0.02 (pgd), 0.001 (awp)" in adversarial  # adv_epsilon
+    assert "l2: 0.02 (fgm, pgd), 0.05 (freelb, smart, creat), 0.001 (awp)" in adversarial  # adv_epsilon
+    assert "linf: 0.001 (fgm, pgd, freelb, smart, creat);" in adversarial
     assert "l2: 3 (pgd, freelb), 1 (smart, creat)" in adversarial  # adv_k
     assert "Default: 1.0 for every method." in adversarial  # adv_weight
 

@@ -268,12 +268,12 @@ def make(**kwargs):
     return AdversarialTrainingArguments(output_dir="unused", report_to="none", **kwargs)
 
 
-def test_the_defaults_are_the_papers_at_our_radius():
+def test_the_defaults_are_the_papers_at_the_swept_radius():
     args = make(adv_method="creat")
     assert (args.adv_k, args.adv_init_mag, args.adv_tau, args.adv_weight) == (1, 1e-5, 1.0, 1.0)
-    assert args.adv_epsilon == args.adv_alpha == 0.1  # one step to the radius, the code's 0.1 and 0.1
+    assert args.adv_epsilon == args.adv_alpha == 0.05  # one step to the radius, as the code's 0.1 and 0.1
     linf = make(adv_method="creat", adv_norm="linf")
-    assert linf.adv_epsilon == linf.adv_alpha == 0.002
+    assert linf.adv_epsilon == linf.adv_alpha == 0.001
 
 
 @pytest.mark.parametrize(

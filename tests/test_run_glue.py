@@ -200,7 +200,7 @@ def test_a_json_config_file(tmp_path, tiny_model):
     config = tmp_path / "rte.json"
     config.write_text(json.dumps({"task_name": "rte", "adv_method": "fgm", "model_name_or_path": str(tiny_model)}))
     _, data_args, training_args, _ = run_glue.parse_arguments([str(config), "--output_dir", str(tmp_path)])
-    assert (data_args.task_name, training_args.adv_method, training_args.adv_epsilon) == ("rte", "fgm", 0.05)
+    assert (data_args.task_name, training_args.adv_method, training_args.adv_epsilon) == ("rte", "fgm", 0.02)
 
 
 @pytest.mark.parametrize(

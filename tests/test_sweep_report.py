@@ -50,9 +50,9 @@ def test_no_section_without_a_sweep(tmp_path):
 def test_the_section_tables_each_variant_against_none_and_draws_the_tradeoff(tmp_path):
     records = [
         record("cola", "none", 1, 0.20, 0.10), record("cola", "none", 2, 0.22, 0.12),
-        record("cola", "fgm", 1, 0.18, 0.15), record("cola", "fgm", 2, 0.20, None),  # seed 2: no PGD evaluation
-        record("cola", "fgm", 1, 0.25, 0.20, {"adv_epsilon": 0.02}),
-        record("cola", "fgm", 2, 0.27, 0.22, {"adv_epsilon": 0.02}),
+        record("cola", "fgm", 1, 0.18, 0.15, {"adv_epsilon": 0.05}),
+        record("cola", "fgm", 2, 0.20, None, {"adv_epsilon": 0.05}),  # seed 2: no PGD evaluation
+        record("cola", "fgm", 1, 0.25, 0.20), record("cola", "fgm", 2, 0.27, 0.22),  # the default radius, 0.02
         record("cola", "fgm", 1, 0.30, 0.25, {"adv_start_step": 0.1}),
     ]  # fmt: skip
     lines = sweep_report.sweep_section(records, METRICS, tmp_path, STYLE)
@@ -62,9 +62,9 @@ def test_the_section_tables_each_variant_against_none_and_draws_the_tradeoff(tmp
     assert table["none"] == ["none", "2", "21.0 ± 1.4", "–", "11.0 ± 1.4", "1.0 ± 1.4"]
     assert table["fgm ε=0.02"] == ["fgm ε=0.02", "2", "26.0 ± 1.4", "+5.0", "21.0 ± 1.4", "11.0 ± 1.4"]
     assert table["fgm ε=0.05"] == ["fgm ε=0.05", "2", "19.0 ± 1.4", "-2.0", "–", "–"]  # not every seed measured
-    assert table["fgm ε=0.05 start_step=0.1"][:4] == ["fgm ε=0.05 start_step=0.1", "1", "30.0", "+9.0"]
+    assert table["fgm ε=0.02 start_step=0.1"][:4] == ["fgm ε=0.02 start_step=0.1", "1", "30.0", "+9.0"]
     order = [line.split(" | ")[0].strip("| ") for line in lines if line.startswith("| ") and "---" not in line]
-    assert order == ["variant", "none", "fgm ε=0.02", "fgm ε=0.05", "fgm ε=0.05 start_step=0.1"]
+    assert order == ["variant", "none", "fgm ε=0.02", "fgm ε=0.02 start_step=0.1", "fgm ε=0.05"]
     assert "![cola trade-off](plots/tradeoff_cola.png)" in lines
     assert (tmp_path / "tradeoff_cola.png").stat().st_size > 10_000
 
