@@ -57,7 +57,7 @@ class AdversarialScope(str, enum.Enum):
 # word-embedding rows have norm ~1.1, FGM with eps=1.0 per example collapses SST-2 training to the majority class,
 # and FGM and PGD with eps=0.1 keep CoLA near its majority class. The radii of FGM, PGD and CreAT are each method's
 # choice of the eps sweep (3 seeds on SST-2, MRPC and CoLA; docs/results/sweep_plan.md's rule applied per method):
-# the larger radii help SST-2 more but cost CoLA up to 4 Matthews points. The vocab scope keeps the popular recipe's
+# the larger radii help SST-2 more but cost CoLA 3.5 to 25 Matthews points. The vocab scope keeps the popular recipe's
 # values, whose radius is spread over every token of the batch. L-inf radii are per coordinate.
 DEFAULTS = {
     ("fgm", "example", "l2"): {"epsilon": 0.02},
@@ -75,7 +75,7 @@ DEFAULTS = {
     # SMART and R3F draw noise per coordinate at their papers' scale (1e-5). R3F: fairseq's uniform noise and
     # lambda 1. SMART: mt-dnn's normal noise and one ascent step of 1e-3 per coordinate (L-inf), which mt-dnn leaves
     # unprojected, hence eps = alpha; in L2 the same step over ~13 tokens x 384 coordinates is ~0.07 per example,
-    # so SMART shares the per-example radius of the other methods, reached in its one step.
+    # so SMART shares the per-example radius of FreeLB and CreAT, reached in its one step.
     ("smart", "example", "l2"): {"epsilon": 0.05, "alpha": 0.05, "k": 1, "init_mag": 1e-5, "noise": "normal"},
     ("smart", "example", "linf"): {"epsilon": 0.001, "alpha": 0.001, "k": 1, "init_mag": 1e-5, "noise": "normal"},
     ("r3f", "example", "l2"): {"init_mag": 1e-5, "noise": "uniform"},
@@ -117,10 +117,10 @@ class AdversarialTrainingArguments(TrainingArguments):
     `TrainingArguments` plus the hyperparameters of adversarial training on the word-embedding output.
 
     Every `adv_*` field left at `None` takes the default of its (method, scope, norm) row in `DEFAULTS`; where
-    `adv_epsilon` is given, PGD's, FreeLB's and SMART's default `adv_alpha` (and FreeLB's `adv_init_mag`) keep their
-    row's ratio to eps instead (`FOLLOW_EPSILON`; e.g. PGD: alpha = 0.3 eps). A field that the chosen method does not
-    use (FGM takes one step of size `adv_epsilon`: no `adv_k`, `adv_alpha`, `adv_init_mag`; `adv_method="none"` uses
-    none of them) is reset to `None` with a warning that names it.
+    `adv_epsilon` is given, PGD's, FreeLB's, SMART's and CreAT's default `adv_alpha` (and FreeLB's `adv_init_mag`)
+    keep their row's ratio to eps instead (`FOLLOW_EPSILON`; e.g. PGD: alpha = 0.3 eps). A field that the chosen
+    method does not use (FGM takes one step of size `adv_epsilon`: no `adv_k`, `adv_alpha`, `adv_init_mag`;
+    `adv_method="none"` uses none of them) is reset to `None` with a warning that names it.
 
     The values as given are remembered: a hyperparameter search that sets `adv_*` fields per trial calls
     `reset_adversarial_fields()` before and `resolve_adversarial_fields()` after, so each trial's defaults follow its

@@ -192,7 +192,7 @@ def main():
         nargs="+",
         default=[""],
         metavar="FLAG=VALUE[,FLAG=VALUE]",
-        help="Run each method at each of these settings besides its defaults, e.g. `adv_epsilon=0.02 adv_epsilon=0.1` "
+        help="Run each method at each of these settings besides its defaults, e.g. `adv_epsilon=0.05 adv_epsilon=0.1` "
         "(the ε sweep) or `adv_start_step=0.1`; '' is the defaults. A value equal to the method's default is its "
         "default run; a method that does not read a flag (`none`: any) skips that setting.",
     )

@@ -11,9 +11,10 @@ For each example x with clean word-embedding output e (T non-padding tokens, wid
 and FGM moves e by radius * g/||g||. Reported per group (a length bucket of real SST-2 dev sentences on MiniLM; a
 family built from a config): the median per-token norm ||e_t||, the median ||e||, and the median loss increase
 L(e + delta) - L(e) of one FGM step. Each rule's constant is set so that its median radius over all of MiniLM's
-examples is `--eps` (0.05, the default absolute radius), so the three rules move MiniLM equally on average and differ
-only in how they spread that over lengths and families. "Means the same" is measured by the spread of the median loss
-increase across groups (max / min): the closer to 1, the more one value means one effect.
+examples is `--eps` (0.05, the default absolute radius of FreeLB, SMART and CreAT; FGM's and PGD's is 0.02), so the
+three rules move MiniLM equally on average and differ only in how they spread that over lengths and families. "Means
+the same" is measured by the spread of the median loss increase across groups (max / min): the closer to 1, the more
+one value means one effect.
 
 Only MiniLM is pretrained here; the families are random initialisations from their configs (their embedding scale
 is their initialiser's, and Gemma's module multiplies its output by sqrt(hidden)), which shows the scale differences
