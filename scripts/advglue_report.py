@@ -21,7 +21,7 @@ BASELINE = "none"
 # The variant named in docs/results/advglue_preregistration.md before any result: CreAT at that day's documented
 # defaults, whose radius was 0.1 (the ε sweep made 0.05 the default later), in the grid's `settings` of today.
 PREREGISTERED = ("creat", {"adv_epsilon": 0.1})
-PREREGISTERED_LABEL = "creat ε=0.1 (named)"
+PREREGISTERED_LABEL = f"{PREREGISTERED[0]} ε={PREREGISTERED[1]['adv_epsilon']:g} (named)"
 RESAMPLES = 10_000
 
 
@@ -106,7 +106,7 @@ def advglue_section(task, clean_metric, methods, by_run, plots_dir, style, named
             cells.append(f"{difference:+.1f} [{low:+.1f}, {high:+.1f}]{named}")
         lines.append("| " + " | ".join(cells) + " |")
         # The named variant: its method's colour, a marker no method uses.
-        marker = style(PREREGISTERED[0]) | {"marker": "h"} if label == PREREGISTERED_LABEL else style(label)
+        marker = (style(PREREGISTERED[0]) | {"marker": "h"}) if label == PREREGISTERED_LABEL else style(label)
         axis.errorbar(
             statistics.mean(clean), statistics.mean(adversarial), xerr=spread(clean), yerr=spread(adversarial),
             capsize=3, linestyle="none", label=label, **marker,

@@ -271,7 +271,7 @@ def make(**kwargs):
 def test_the_defaults_are_the_papers_at_the_swept_radius():
     args = make(adv_method="creat")
     assert (args.adv_k, args.adv_init_mag, args.adv_tau, args.adv_weight) == (1, 1e-5, 1.0, 1.0)
-    assert args.adv_epsilon == args.adv_alpha == 0.05  # one step to the radius, as the code's 0.1 and 0.1
+    assert args.adv_epsilon == args.adv_alpha == 0.05  # one step to the radius, as the code's step of 0.1 to 0.1
     linf = make(adv_method="creat", adv_norm="linf")
     assert linf.adv_epsilon == linf.adv_alpha == 0.001
 
