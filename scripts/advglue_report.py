@@ -19,8 +19,12 @@ __all__ = ["advglue_section", "paired_difference"]
 
 BASELINE = "none"
 # The variant named in docs/results/advglue_preregistration.md before any result: CreAT at that day's documented
-# defaults, whose radius was 0.1 (the ε sweep made 0.05 the default later), in the grid's `settings` of today.
-PREREGISTERED = ("creat", {"adv_epsilon": 0.1})
+# defaults (the ε sweep made 0.05 the default radius later), as the hyperparameters its records trained with.
+PREREGISTERED = (
+    "creat",
+    {"adv_epsilon": 0.1, "adv_alpha": 0.1, "adv_k": 1, "adv_init_mag": 1e-05, "adv_tau": 1.0, "adv_weight": 1.0,
+     "adv_start_step": 0},
+)  # fmt: skip
 PREREGISTERED_LABEL = f"{PREREGISTERED[0]} ε={PREREGISTERED[1]['adv_epsilon']:g} (named)"
 RESAMPLES = 10_000
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """Fine-tune all-MiniLM-L6-v2 on real GLUE tasks with each method and several seeds; append one JSON line per run.
 
-Resumable: a (task, method, seed, settings) already in the results file is skipped, so the grid can be stopped and
-continued across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the
-documented defaults of its method changed by its `settings` (the ε sweep: `--settings adv_epsilon=0.05
-adv_epsilon=0.1`), and measures robustness: on every task PGD on the embedding output at two radii; on SST-2 also the
-word-substitution attack and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`,
-`benign_correct`) for the paired comparison of the report.
+Resumable: a (task, method, seed, hyperparameters) already in the results file is skipped, so the grid can be stopped
+and continued across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the
+documented defaults of its method changed by a `--settings` entry (the ε sweep: `--settings adv_epsilon=0.05
+adv_epsilon=0.1`). Its record keeps the `hyperparameters` it trained with (every `adv_*` value the method reads, and
+its warm-up), not the entry: a record means the same after the documented defaults change. Each run measures
+robustness: on every task PGD on the embedding output at two radii; on SST-2 also the word-substitution attack and
+AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`, `benign_correct`) for the
+paired comparison of the report.
 
 A record that lacks a measurement its task now asks for (an SST-2 run from before AdvGLUE, an MRPC or CoLA run from
 before their PGD evaluation) is completed: from its kept model when `--models_dir` holds one (evaluation only,
@@ -28,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from adv_trainer.adversarial_config import DEFAULTS, FIELDS_USED
+from adv_trainer.adversarial_config import FIELDS_USED, AdversarialTrainingArguments
 
 # The numeric flags a `--settings` entry may set; those outside FIELDS_USED (the warm-up) every method but none reads.
 ADV_FLAGS = ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight", "adv_tau", "adv_start_step")
@@ -60,12 +62,34 @@ def read_records(path):
 
 
 def run_key(record):
-    """(task, method, seed, settings): one run of the grid. Records from before settings existed ran the defaults."""
-    return record["task"], record["method"], record["seed"], settings_key(record.get("settings", {}))
+    """(task, method, seed, hyperparameters): one run of the grid."""
+    return record["task"], record["method"], record["seed"], settings_key(record["hyperparameters"])
 
 
 def settings_key(settings):
     return tuple(sorted(settings.items()))
+
+
+def hyperparameters(method, setting):
+    """{flag: value} that a run of `method` with the `--settings` entry `setting` trains with, as `run_glue.py`
+    resolves its flags under today's defaults (`DEFAULTS`, α following ε): each `adv_*` field the method reads and
+    `adv_start_step`; {} for `none`. Floats to 12 significant digits, so that a value computed twice compares equal."""
+    if method == "none":
+        return {}
+    arguments = AdversarialTrainingArguments(adv_method=method, report_to="none", **setting)
+    resolved = {flag: getattr(arguments, flag) for flag in (*FIELDS_USED[method], "adv_start_step")}
+    return {flag: float(f"{v:.12g}") if isinstance(v, float) else v for flag, v in resolved.items()}
+
+
+def settings_of(method, trained):
+    """The `--settings` entry that runs the hyperparameters `trained` under today's defaults: {} for the defaults'
+    run, {"adv_epsilon": 0.1} for another radius (α following it needs no entry), plus any other value that differs.
+    The reports label and group records by it, so a change of a default relabels no record."""
+    radius = {"adv_epsilon": trained["adv_epsilon"]} if "adv_epsilon" in trained else {}
+    if radius and radius == {"adv_epsilon": hyperparameters(method, {})["adv_epsilon"]}:
+        radius = {}
+    expected = hyperparameters(method, radius)
+    return radius | {flag: v for flag, v in trained.items() if flag != "adv_epsilon" and v != expected.get(flag)}
 
 
 def complete(record):
@@ -109,23 +133,29 @@ def is_number(text):
     return True
 
 
-def method_setting(method, setting):
-    """`setting` as `method` runs it: without the values equal to its documented default (so that the radius of the
-    defaults is the grid's own run), or None when the method does not read one of its flags (no radius for `none`)."""
-    if method == "none" and setting:
-        return None
-    if any(flag in HYPERPARAMETERS and flag not in FIELDS_USED[method] for flag in setting):
-        return None
-    default = DEFAULTS.get((method, "example", "l2"), {})
-    return {flag: v for flag, v in setting.items() if default.get(flag.removeprefix("adv_")) != v}
+def reads(method, setting):
+    """Whether `method` reads every flag of `setting` (`none` reads none; R3F has no radius)."""
+    if method == "none":
+        return not setting
+    return all(flag not in HYPERPARAMETERS or flag in FIELDS_USED[method] for flag in setting)
 
 
-def output_name(task, method, seed, settings):
-    return f"{task}_{method}_{seed}" + "".join(f"_{flag.removeprefix('adv_')}{v:g}" for flag, v in settings.items())
+def output_name(task, method, seed, trained):
+    """The kept model's folder: e.g. cola_pgd_2_epsilon0.1_start_step0.25; the radius is always named, so that a
+    folder means the same under any defaults."""
+    radius = {"adv_epsilon": trained["adv_epsilon"]} if "adv_epsilon" in trained else {}
+    named = radius | settings_of(method, trained)
+    return f"{task}_{method}_{seed}" + "".join(f"_{flag.removeprefix('adv_')}{short(v)}" for flag, v in named.items())
+
+
+def short(value):
+    """A hyperparameter as a label or folder name shows it: 0.1, 1e-05, normal."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
-    output_dir = Path(models_dir) / output_name(task, method, seed, settings)
+    trained = hyperparameters(method, settings)
+    output_dir = Path(models_dir) / output_name(task, method, seed, trained)
     command = [sys.executable, str(ROOT / "scripts" / "run_glue.py"), "--task_name", task, "--adv_method", method]
     command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *PGD_EVAL]
     command += WORD_ATTACK.get(task, []) + advglue_flags(task, advglue_file)
@@ -135,7 +165,7 @@ def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
     start = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     results = json.loads((output_dir / "all_results.json").read_text())
-    record = {"task": task, "method": method, "seed": seed, "settings": settings}
+    record = {"task": task, "method": method, "seed": seed, "hyperparameters": trained}
     record |= {"wall_s": round(time.time() - start), "threads": torch_threads(), "results": results}
     return with_advglue(record, output_dir)
 
@@ -149,7 +179,7 @@ def torch_threads():
 def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):
     """The record of the run's kept model (its own results, no training) with the measurements it lacks, or None
     when no finished model was kept."""
-    model = Path(models_dir) / output_name(record["task"], record["method"], record["seed"], record["settings"])
+    model = Path(models_dir) / output_name(record["task"], record["method"], record["seed"], record["hyperparameters"])
     if not (model / "eval_results.json").is_file():  # written last: the run finished
         return None
     output_dir = model / "evaluation"
@@ -192,9 +222,10 @@ def main():
         nargs="+",
         default=[""],
         metavar="FLAG=VALUE[,FLAG=VALUE]",
-        help="Run each method at each of these settings besides its defaults, e.g. `adv_epsilon=0.05 adv_epsilon=0.1` "
-        "(the ε sweep) or `adv_start_step=0.1`; '' is the defaults. A value equal to the method's default is its "
-        "default run; a method that does not read a flag (`none`: any) skips that setting.",
+        help="Run each method at each of these settings, e.g. `adv_epsilon=0.05 adv_epsilon=0.1` (the ε sweep) or "
+        "`adv_start_step=0.1`; '' is the defaults (the default). Settings that resolve to the same hyperparameters "
+        "(a value equal to the method's default) are one run; a method that does not read a flag (`none`: any) "
+        "skips that setting.",
     )
     parser.add_argument("--glue_dir", default=None, help="GLUE folder (default: GLUE_DIR, else ../shared/glue)")
     parser.add_argument("--advglue_file", default=None, help="AdvGLUE dev.json (default: ../shared/advglue/dev.json)")
@@ -202,8 +233,9 @@ def main():
     parser.add_argument(
         "--models_dir",
         default=None,
-        help="Keep each run's output folder (model, eval_results.json) in DIR/<task>_<method>_<seed>[_<setting>], so "
-        "columns added later can be evaluated without retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
+        help="Keep each run's output folder (model, eval_results.json) in "
+        "DIR/<task>_<method>_<seed>[_epsilon<ε>][_<setting>], so that columns added later can be evaluated without "
+        "retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
     )
     args = parser.parse_args()
     settings = [parse_setting(text) for text in args.settings]
@@ -216,9 +248,13 @@ def main():
         for seed in args.seeds:
             for task in args.tasks:
                 for method in args.methods:
-                    runs = [s for s in (method_setting(method, setting) for setting in settings) if s is not None]
-                    for setting in {settings_key(s): s for s in runs}.values():  # once each after normalising
-                        stub = {"task": task, "method": method, "seed": seed, "settings": setting}
+                    runs = {}  # once per distinct hyperparameters: a radius equal to the default is the defaults' run
+                    for setting in settings:
+                        if reads(method, setting):
+                            trained = hyperparameters(method, setting)
+                            runs.setdefault(settings_key(trained), (setting, trained))
+                    for setting, trained in runs.values():
+                        stub = {"task": task, "method": method, "seed": seed, "hyperparameters": trained}
                         old = recorded.get(run_key(stub))
                         if old is not None and complete(old):
                             continue

@@ -1,12 +1,13 @@
 """The ε-sweep section of docs/RESULTS.md: each (method, settings) of the quality grid, its clean metric against its
 robustness, per task.
 
-A quality-grid record ran its method's documented defaults changed by its `settings` (`bench_quality.py
---settings`; none for the defaults' runs). A variant is a (method, settings) pair; its radius is `settings`'
-`adv_epsilon`, else its method's default. The table gives every variant's clean metric, its difference from plain
-fine-tuning (`none`) and its robustness: the task's metric under embedding-space PGD at fixed radii and, on SST-2,
-AdvGLUE accuracy. The trade-off plot has one panel per robustness measure, a point per variant that changes at most the
-radius (mean ± std over seeds on both axes), the points of one method joined in order of radius.
+A quality-grid record keeps the hyperparameters it trained with; its settings are the `bench_quality.py --settings`
+entry that runs them under today's defaults (`settings_of`: none for the defaults' runs). A variant is a (method,
+settings) pair; its radius is `settings`' `adv_epsilon`, else its method's default. The table gives every variant's
+clean metric, its difference from plain fine-tuning (`none`) and its robustness: the task's metric under
+embedding-space PGD at fixed radii and, on SST-2, AdvGLUE accuracy. The trade-off plot has one panel per robustness
+measure, a point per variant that changes at most the radius (mean ± std over seeds on both axes), the points of one
+method joined in order of radius.
 """
 
 import statistics
@@ -21,7 +22,7 @@ from adv_trainer.adversarial_config import DEFAULTS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from advglue_report import mean_std, spread  # noqa: E402  (the scripts beside this one)
-from bench_quality import PGD_RADII, settings_key  # noqa: E402
+from bench_quality import PGD_RADII, settings_key, settings_of, short  # noqa: E402
 
 __all__ = ["changes_only_radius", "default_epsilon", "sweep_section", "variant_label", "variant_of"]
 
@@ -34,13 +35,14 @@ def variant_label(method, settings, default_radius):
     epsilon = settings.get("adv_epsilon", default_radius)
     if epsilon is not None:
         parts.append(f"ε={epsilon:g}")
-    parts += [f"{flag.removeprefix('adv_')}={v:g}" for flag, v in sorted(settings.items()) if flag != "adv_epsilon"]
+    others = sorted(item for item in settings.items() if item[0] != "adv_epsilon")
+    parts += [f"{flag.removeprefix('adv_')}={short(v)}" for flag, v in others]
     return " ".join(parts)
 
 
 def variant_of(record):
     """(method, sorted settings items): the variant a quality-grid record ran; the defaults' records have none."""
-    return record["method"], settings_key(record.get("settings") or {})
+    return record["method"], settings_key(settings_of(record["method"], record["hyperparameters"]))
 
 
 def changes_only_radius(variant):
@@ -76,9 +78,9 @@ def values_of(runs, measure):
 
 
 def sweep_section(records, task_metric, plots_dir, style):
-    """Markdown lines of the sweep section, and `plots_dir/tradeoff_<task>.png`; empty when no record has
-    `settings`. `style(method)` gives a method's colour and marker."""
-    if not any(r.get("settings") for r in records):
+    """Markdown lines of the sweep section, and `plots_dir/tradeoff_<task>.png`; empty when every record ran its
+    method's defaults. `style(method)` gives a method's colour and marker."""
+    if not any(settings for _, settings in map(variant_of, records)):
         return []
     lines = [
         "## ε sweep: clean metric against robustness",

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from scripts import bench_report, bench_speed
+from adv_trainer.adversarial_config import DEFAULTS
+from scripts import advglue_report, bench_quality, bench_report, bench_speed
 from tests.tiny_models import classification_rows, collate, tiny_bert
 
 FLOOR = {"floor-F": 1.0, "floor-I": 0.4, "floor-O": 0.1}
@@ -49,6 +50,20 @@ def test_a_partial_run_adds_its_variants_with_its_own_none_and_floors():
     assert shape["added_runs"][1]["floors"] == {"floor-F": 0.5}
 
 
+def test_the_defaults_runs_and_the_named_advglue_variant_are_found_by_their_hyperparameters(monkeypatch):
+    def record(method, settings):
+        return {"task": "sst2", "method": method, "hyperparameters": bench_quality.hyperparameters(method, settings)}
+
+    creat, named, pgd = record("creat", {}), record("creat", {"adv_epsilon": 0.1}), record("pgd", {"adv_epsilon": 0.1})
+    assert named["hyperparameters"] == advglue_report.PREREGISTERED[1]  # CreAT's radius of 2026-11-30
+    by_run, by_task = bench_report.defaults_and_named([creat, named, pgd])
+    assert by_run == {("sst2", "creat"): [creat]} and by_task == {"sst2": [named]}  # pgd ε=0.1: the sweep's section
+    creat_row = {"epsilon": 0.1, "alpha": 0.1, "k": 1, "init_mag": 1e-5, "tau": 1.0}  # were 0.1 the default again
+    monkeypatch.setitem(DEFAULTS, ("creat", "example", "l2"), creat_row)
+    by_run, by_task = bench_report.defaults_and_named([creat, named, pgd])
+    assert by_run == {("sst2", "creat"): [named]} and by_task == {"sst2": [named]}
+
+
 def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_report, "DOCS", tmp_path)
     (tmp_path / "results").mkdir()
@@ -56,11 +71,12 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     for method, base in (("none", 0.80), ("pgd", 0.83)):
         for seed in (1, 2):
             results = {"eval_accuracy": base + seed / 100, "train_runtime": 120.0, "eval_robust_accuracy_eps0.05": 0.3}
-            records.append({"task": "sst2", "method": method, "seed": seed, "results": results})
+            record = {"task": "sst2", "method": method, "seed": seed, "results": results}
+            records.append({**record, "hyperparameters": bench_quality.hyperparameters(method, {})})
     # pgd's second seed was trained again on one thread, slower: its time is not averaged with the first seed's
     records[-1] = {**records[-1], "threads": 1, "results": {**records[-1]["results"], "train_runtime": 300.0}}
     cola = {"eval_matthews_correlation": 0.2, "train_runtime": 60.0}
-    records.append({"task": "cola", "method": "none", "seed": 1, "results": cola})
+    records.append({"task": "cola", "method": "none", "seed": 1, "hyperparameters": {}, "results": cola})
     (tmp_path / "results" / "quality.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
     def variant(median, ratio_to_floor, memory):

@@ -1,5 +1,5 @@
-"""The quality grid's bookkeeping: AdvGLUE outcomes kept per example, incomplete records replaced in place, settings
-of the ε sweep keyed and normalised."""
+"""The quality grid's bookkeeping: AdvGLUE outcomes kept per example, incomplete records replaced in place, runs keyed
+by the hyperparameters they trained with."""
 
 import json
 import multiprocessing
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from adv_trainer.adversarial_config import DEFAULTS
 from scripts import bench_quality
 
 ROBUST = {"eval_robust_accuracy_eps0.05": 0.3}
@@ -33,12 +34,14 @@ def test_advglue_outcomes_are_kept_per_example_in_file_order(tmp_path):
 
 def test_a_completed_record_replaces_its_run_and_keeps_the_others(tmp_path):
     path = tmp_path / "quality.jsonl"
-    old = [{"task": t, "method": "none", "seed": s, "results": {"v": 0}} for t, s in [("sst2", 1), ("cola", 1)]]
+    old = [{"task": t, "method": "none", "seed": s, "hyperparameters": {}, "results": {"v": 0}}
+           for t, s in [("sst2", 1), ("cola", 1)]]  # fmt: skip
     path.write_text("".join(json.dumps(r) + "\n" for r in old))
-    none = {"task": "sst2", "method": "none", "seed": 1, "settings": {}, "results": {"v": 1}}
+    none = {"task": "sst2", "method": "none", "seed": 1, "hyperparameters": {}, "results": {"v": 1}}
     bench_quality.replace_record(path, none)
-    bench_quality.replace_record(path, {"task": "sst2", "method": "pgd", "seed": 1, "results": {"v": 2}})
-    swept = {"task": "sst2", "method": "pgd", "seed": 1, "settings": {"adv_epsilon": 0.1}, "results": {"v": 3}}
+    pgd = {"task": "sst2", "method": "pgd", "seed": 1, "hyperparameters": bench_quality.hyperparameters("pgd", {})}
+    bench_quality.replace_record(path, {**pgd, "results": {"v": 2}})
+    swept = {**pgd, "hyperparameters": bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1}), "results": {"v": 3}}
     bench_quality.replace_record(path, swept)
     records = bench_quality.read_records(path)
     assert [(r["task"], r["method"], r["results"]["v"]) for r in records] == [
@@ -46,22 +49,51 @@ def test_a_completed_record_replaces_its_run_and_keeps_the_others(tmp_path):
     ]  # fmt: skip
 
 
-def test_settings_are_parsed_and_normalised_per_method():
+def test_settings_are_parsed_and_skipped_by_methods_that_do_not_read_them():
     assert bench_quality.parse_setting("") == {}
     setting = bench_quality.parse_setting("adv_epsilon=0.1,adv_start_step=0.1")
     assert setting == {"adv_epsilon": 0.1, "adv_start_step": 0.1}
     for bad in ("epsilon=0.1", "adv_epsilon", "adv_epsilon=big", "adv_method=pgd"):
         with pytest.raises(SystemExit, match="adv_epsilon=0.02"):
             bench_quality.parse_setting(bad)
-    assert bench_quality.method_setting("pgd", {"adv_epsilon": 0.02}) == {}  # the default radius: the grid's own run
-    assert bench_quality.method_setting("creat", {"adv_epsilon": 0.05}) == {}
-    assert bench_quality.method_setting("creat", {"adv_epsilon": 0.1}) == {"adv_epsilon": 0.1}
-    assert bench_quality.method_setting("none", {"adv_epsilon": 0.1}) is None
-    assert bench_quality.method_setting("none", {}) == {}
-    assert bench_quality.method_setting("r3f", {"adv_epsilon": 0.1}) is None  # R3F has no radius
-    assert bench_quality.method_setting("r3f", {"adv_start_step": 0.1}) == {"adv_start_step": 0.1}
-    name = bench_quality.output_name("cola", "pgd", 2, {"adv_epsilon": 0.1, "adv_start_step": 0.25})
-    assert name == "cola_pgd_2_epsilon0.1_start_step0.25"
+    assert bench_quality.reads("creat", {"adv_epsilon": 0.1}) and bench_quality.reads("none", {})
+    assert not bench_quality.reads("none", {"adv_epsilon": 0.1})
+    assert not bench_quality.reads("r3f", {"adv_epsilon": 0.1})  # R3F has no radius
+    assert bench_quality.reads("r3f", {"adv_start_step": 0.1})
+
+
+def test_a_run_is_keyed_by_the_hyperparameters_it_trains_with():
+    pgd = bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1})
+    assert pgd == {
+        "adv_epsilon": 0.1,
+        "adv_alpha": 0.03,
+        "adv_k": 3,
+        "adv_init_mag": 0.0,
+        "adv_weight": 1.0,
+        "adv_start_step": 0,
+    }  # fmt: skip  (alpha keeps its 0.3 of the radius)
+    assert bench_quality.hyperparameters("none", {}) == {}
+    # A radius equal to the default is the defaults' run; the settings are what differs from today's defaults.
+    assert bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.02}) == bench_quality.hyperparameters("pgd", {})
+    assert bench_quality.settings_of("pgd", bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.02})) == {}
+    assert bench_quality.settings_of("pgd", pgd) == {"adv_epsilon": 0.1}  # alpha follows: not a setting of its own
+    warm = bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1, "adv_start_step": 0.25})
+    assert bench_quality.settings_of("pgd", warm) == {"adv_epsilon": 0.1, "adv_start_step": 0.25}
+    assert bench_quality.settings_of("pgd", {**pgd, "adv_alpha": 0.01}) == {"adv_epsilon": 0.1, "adv_alpha": 0.01}
+    assert bench_quality.output_name("cola", "pgd", 2, warm) == "cola_pgd_2_epsilon0.1_start_step0.25"
+    # The radius is named even at the default, so that a kept model's folder means the same under any defaults.
+    fgm = bench_quality.hyperparameters("fgm", {})
+    assert bench_quality.output_name("cola", "fgm", 1, fgm) == "cola_fgm_1_epsilon0.02"
+    assert bench_quality.output_name("cola", "none", 1, {}) == "cola_none_1"
+
+
+def test_a_record_keeps_its_meaning_when_a_default_changes(monkeypatch):
+    trained = bench_quality.hyperparameters("fgm", {})  # FGM's default radius, 0.02
+    record = {"task": "cola", "method": "fgm", "seed": 1, "hyperparameters": trained}
+    monkeypatch.setitem(DEFAULTS, ("fgm", "example", "l2"), {"epsilon": 0.05})
+    assert bench_quality.settings_of("fgm", trained) == {"adv_epsilon": 0.02}  # no longer the defaults' run
+    today = {**record, "hyperparameters": bench_quality.hyperparameters("fgm", {})}
+    assert bench_quality.run_key(today) != bench_quality.run_key(record)  # the grid trains the new default again
 
 
 def fake_evaluation(model, commands, results):
@@ -89,7 +121,7 @@ def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeyp
     commands = []
     advglue = {"eval_advglue_accuracy": 0.5}
     monkeypatch.setattr(bench_quality.subprocess, "run", fake_evaluation(model, commands, advglue))
-    old = {"task": "sst2", "method": "none", "seed": 1, "settings": {}, "wall_s": 300}
+    old = {"task": "sst2", "method": "none", "seed": 1, "hyperparameters": {}, "wall_s": 300}
     old["results"] = {"eval_accuracy": 0.7}
     record = bench_quality.evaluate_kept(old, "dev.json", tmp_path)
     (command,) = commands
@@ -105,42 +137,48 @@ def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeyp
 
 
 def test_a_kept_model_without_the_pgd_evaluation_gets_only_that(tmp_path, monkeypatch):
-    settings = {"adv_epsilon": 0.1}
+    trained = bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1})
     model = kept_model(tmp_path, "cola_pgd_1_epsilon0.1", {"eval_matthews_correlation": 0.2})
     commands = []
     monkeypatch.setattr(bench_quality.subprocess, "run", fake_evaluation(model, commands, ROBUST_COLA))
-    old = {"task": "cola", "method": "pgd", "seed": 1, "settings": settings, "wall_s": 300, "results": {}}
+    old = {"task": "cola", "method": "pgd", "seed": 1, "hyperparameters": trained, "wall_s": 300, "results": {}}
     record = bench_quality.evaluate_kept(old, "dev.json", tmp_path, glue_dir="glue")
     (command,) = commands
     assert "--do_robust_eval" in command and command[command.index("--glue_dir") + 1] == "glue"
     assert "--do_advglue_eval" not in command and "advglue" not in record  # CoLA is not in AdvGLUE
-    assert record["results"] == {"eval_matthews_correlation": 0.2, **ROBUST_COLA} and record["settings"] == settings
+    assert record["results"] == {"eval_matthews_correlation": 0.2, **ROBUST_COLA}
+    assert record["hyperparameters"] == trained
     assert bench_quality.complete(record)
+
+
+def fake_run_glue(commands):
+    def run_glue(command, check, stdout):
+        commands.append(command)
+        out = Path(command[command.index("--output_dir") + 1])
+        out.mkdir(parents=True)  # as run_glue.py does
+        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": 0.2, **ROBUST_COLA}))
+
+    return run_glue
 
 
 def test_a_run_passes_its_settings_and_the_task_s_evaluations(tmp_path, monkeypatch):
     commands = []
-
-    def fake_run_glue(command, check, stdout):
-        commands.append(command)
-        out = Path(command[command.index("--output_dir") + 1])
-        out.mkdir()
-        (out / "all_results.json").write_text(json.dumps({"eval_matthews_correlation": 0.2, **ROBUST_COLA}))
-
-    monkeypatch.setattr(bench_quality.subprocess, "run", fake_run_glue)
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_run_glue(commands))
     record = bench_quality.run("cola", "pgd", 2, {"adv_epsilon": 0.1}, "glue", None, tmp_path)
     (command,) = commands
     assert command[command.index("--adv_epsilon") + 1] == "0.1" and command[command.index("--seed") + 1] == "2"
     assert command[command.index("--robust_epsilons") + 1 : command.index("--robust_steps")] == ["0.05", "0.1"]
     assert "--do_attack_eval" not in command and "--do_advglue_eval" not in command  # SST-2 only
     assert Path(command[command.index("--output_dir") + 1]).name == "cola_pgd_2_epsilon0.1"
-    assert record["settings"] == {"adv_epsilon": 0.1} and bench_quality.complete(record)
+    assert record["hyperparameters"] == bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1})
+    assert bench_quality.complete(record)
     assert record["threads"] == int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
 
 
 def write_records(path, task, count):
     for seed in range(count):
-        bench_quality.replace_record(path, {"task": task, "method": "none", "seed": seed, "results": {}})
+        record = {"task": task, "method": "none", "seed": seed, "hyperparameters": {}, "results": {}}
+        bench_quality.replace_record(path, record)
 
 
 def test_grids_side_by_side_keep_each_other_s_records(tmp_path):
@@ -155,3 +193,36 @@ def test_grids_side_by_side_keep_each_other_s_records(tmp_path):
     records = bench_quality.read_records(path)
     expected = sorted((task, seed) for task in ("cola", "mrpc") for seed in range(40))
     assert sorted((r["task"], r["seed"]) for r in records) == expected
+
+
+def test_the_grid_trains_each_distinct_run_once_and_resumes(tmp_path, monkeypatch):
+    commands = []
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_run_glue(commands))
+    results = tmp_path / "quality.jsonl"
+    grid = [
+        "bench_quality.py",
+        "--tasks",
+        "cola",
+        "--methods",
+        "none",
+        "pgd",
+        "--seeds",
+        "1",
+        "--results",
+        str(results),
+    ]
+    grid += ["--models_dir", str(tmp_path / "models"), "--settings", "", "adv_epsilon=0.02", "adv_epsilon=0.1"]
+    monkeypatch.setattr("sys.argv", grid)
+    bench_quality.main()
+    # none reads no radius; pgd at 0.02, its default radius, is the defaults' run: three runs, not five.
+    assert [(c[c.index("--adv_method") + 1], "--adv_epsilon" in c) for c in commands] == [
+        ("none", False), ("pgd", False), ("pgd", True)
+    ]  # fmt: skip
+    records = bench_quality.read_records(results)
+    assert [bench_quality.settings_of(r["method"], r["hyperparameters"]) for r in records] == [
+        {},
+        {},
+        {"adv_epsilon": 0.1},
+    ]
+    bench_quality.main()
+    assert len(commands) == 3 and bench_quality.read_records(results) == records  # every run recorded: resumed

@@ -1,7 +1,7 @@
 """The pre-registered rule that chooses the default (method, ε), on made-up records: who qualifies, who wins, who is
 not judged yet, and the per-task best when nobody qualifies."""
 
-from scripts import default_choice
+from scripts import bench_quality, default_choice
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
 
@@ -11,9 +11,7 @@ def runs(task, method, cleans, settings=None):
     out = []
     for seed, clean in enumerate(cleans, start=1):
         record = {"task": task, "method": method, "seed": seed, "results": {METRICS[task]: clean}}
-        if settings is not None:
-            record["settings"] = settings
-        out.append(record)
+        out.append({**record, "hyperparameters": bench_quality.hyperparameters(method, settings or {})})
     return out
 
 

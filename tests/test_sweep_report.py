@@ -3,7 +3,7 @@ robustness cells and the trade-off plot."""
 
 import pytest
 
-from scripts import sweep_report
+from scripts import bench_quality, sweep_report
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
 STYLE = {
@@ -18,9 +18,8 @@ def record(task, method, seed, clean, robust=None, settings=None, advglue=None):
     results = {METRICS[task]: clean}
     if robust is not None:
         results |= {f"eval_robust_{name}_eps0.05": robust, f"eval_robust_{name}_eps0.1": robust - 0.1}
-    out = {"task": task, "method": method, "seed": seed, "results": results}
-    if settings is not None:
-        out["settings"] = settings
+    trained = bench_quality.hyperparameters(method, settings or {})
+    out = {"task": task, "method": method, "seed": seed, "hyperparameters": trained, "results": results}
     if advglue is not None:
         out["advglue"] = {
             "idx": list(range(len(advglue))),
