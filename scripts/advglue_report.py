@@ -23,7 +23,7 @@ BASELINE = "none"
 PREREGISTERED = (
     "creat",
     {"adv_epsilon": 0.1, "adv_alpha": 0.1, "adv_k": 1, "adv_init_mag": 1e-05, "adv_tau": 1.0, "adv_weight": 1.0,
-     "adv_start_step": 0},
+     "adv_norm": "l2", "adv_scope": "example", "adv_start_step": 0},
 )  # fmt: skip
 PREREGISTERED_LABEL = f"{PREREGISTERED[0]} ε={PREREGISTERED[1]['adv_epsilon']:g} (named)"
 RESAMPLES = 10_000

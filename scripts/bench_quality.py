@@ -4,11 +4,11 @@
 Resumable: a (task, method, seed, hyperparameters) already in the results file is skipped, so the grid can be stopped
 and continued across sessions (it takes hours on a CPU). Each run is `scripts/run_glue.py` in a fresh process, at the
 documented defaults of its method changed by a `--settings` entry (the ε sweep: `--settings adv_epsilon=0.05
-adv_epsilon=0.1`). Its record keeps the `hyperparameters` it trained with (every `adv_*` value the method reads, and
-its warm-up), not the entry: a record means the same after the documented defaults change. Each run measures
-robustness: on every task PGD on the embedding output at two radii; on SST-2 also the word-substitution attack and
-AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`, `benign_correct`) for the
-paired comparison of the report.
+adv_epsilon=0.1`). Its record keeps the `hyperparameters` it trained with (every `adv_*` value the method reads, its
+norm, scope and warm-up), not the entry: a record keeps its meaning when the documented defaults change. Each run
+measures robustness: on every task PGD on the embedding output at two radii; on SST-2 also the word-substitution
+attack and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`, `benign_correct`)
+for the paired comparison of the report.
 
 A record that lacks a measurement its task now asks for (an SST-2 run from before AdvGLUE, an MRPC or CoLA run from
 before their PGD evaluation) is completed: from its kept model when `--models_dir` holds one (evaluation only,
@@ -38,6 +38,7 @@ HYPERPARAMETERS = {flag for fields in FIELDS_USED.values() for flag in fields}
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quality.jsonl"
+HYPERPARAMETERS_FILE = "hyperparameters.json"  # in a kept model's folder: what it trained with
 METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
 # Per task: flags of run_glue.py. SST-2: a fixed 8,000-row subset (the first rows of train.tsv), one epoch.
 TASKS = {
@@ -72,24 +73,30 @@ def settings_key(settings):
 
 def hyperparameters(method, setting):
     """{flag: value} that a run of `method` with the `--settings` entry `setting` trains with, as `run_glue.py`
-    resolves its flags under today's defaults (`DEFAULTS`, α following ε): each `adv_*` field the method reads and
-    `adv_start_step`; {} for `none`. Floats to 12 significant digits, so that a value computed twice compares equal."""
+    resolves its flags under today's defaults (`DEFAULTS`, α following ε): each `adv_*` field the method reads, its
+    norm and scope, and `adv_start_step`; {} for `none`. Floats to 12 significant digits, so that a value computed
+    twice compares equal."""
     if method == "none":
         return {}
     arguments = AdversarialTrainingArguments(adv_method=method, report_to="none", **setting)
-    resolved = {flag: getattr(arguments, flag) for flag in (*FIELDS_USED[method], "adv_start_step")}
+    flags = (*FIELDS_USED[method], "adv_norm", "adv_scope", "adv_start_step")
+    resolved = {flag: getattr(arguments, flag) for flag in flags}
     return {flag: float(f"{v:.12g}") if isinstance(v, float) else v for flag, v in resolved.items()}
 
 
 def settings_of(method, trained):
     """The `--settings` entry that runs the hyperparameters `trained` under today's defaults: {} for the defaults'
-    run, {"adv_epsilon": 0.1} for another radius (α following it needs no entry), plus any other value that differs.
-    The reports label and group records by it, so a change of a default relabels no record."""
+    run, {"adv_epsilon": 0.1} for another radius (α following it needs no entry), plus every other value that
+    differs (None for a flag the method reads today that the run did not have). The reports group and label records
+    by it: a record keeps its meaning when a default changes, and leaves the defaults' rows."""
+    default = hyperparameters(method, {})
     radius = {"adv_epsilon": trained["adv_epsilon"]} if "adv_epsilon" in trained else {}
-    if radius and radius == {"adv_epsilon": hyperparameters(method, {})["adv_epsilon"]}:
+    if radius.get("adv_epsilon") == default.get("adv_epsilon"):
         radius = {}
-    expected = hyperparameters(method, radius)
-    return radius | {flag: v for flag, v in trained.items() if flag != "adv_epsilon" and v != expected.get(flag)}
+    expected = hyperparameters(method, radius) if "adv_epsilon" in default else default
+    changed = {flag: v for flag, v in trained.items() if flag != "adv_epsilon" and v != expected.get(flag)}
+    missing = {flag: None for flag in expected if flag not in trained}
+    return radius | changed | missing
 
 
 def complete(record):
@@ -122,6 +129,10 @@ def parse_setting(text):
                 f"{', '.join(ADV_FLAGS)}, e.g. adv_epsilon=0.02."
             )
         setting[flag] = float(value)
+        if flag == "adv_k":
+            if not setting[flag].is_integer():
+                raise SystemExit(f"bench_quality.py: --settings entry {item!r}: adv_k counts steps, e.g. adv_k=3.")
+            setting[flag] = int(setting[flag])
     return setting
 
 
@@ -141,8 +152,8 @@ def reads(method, setting):
 
 
 def output_name(task, method, seed, trained):
-    """The kept model's folder: e.g. cola_pgd_2_epsilon0.1_start_step0.25; the radius is always named, so that a
-    folder means the same under any defaults."""
+    """The kept model's folder: e.g. cola_pgd_2_epsilon0.1_start_step0.25, the radius and what differs from today's
+    defaults. Its `hyperparameters.json` says what it trained with (`evaluate_kept` checks it)."""
     radius = {"adv_epsilon": trained["adv_epsilon"]} if "adv_epsilon" in trained else {}
     named = radius | settings_of(method, trained)
     return f"{task}_{method}_{seed}" + "".join(f"_{flag.removeprefix('adv_')}{short(v)}" for flag, v in named.items())
@@ -159,12 +170,13 @@ def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
     command = [sys.executable, str(ROOT / "scripts" / "run_glue.py"), "--task_name", task, "--adv_method", method]
     command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *PGD_EVAL]
     command += WORD_ATTACK.get(task, []) + advglue_flags(task, advglue_file)
-    command += [item for flag, v in settings.items() for item in (f"--{flag}", f"{v:g}")]
+    command += [item for flag, v in settings.items() for item in (f"--{flag}", str(v))]  # every digit
     if glue_dir:
         command += ["--glue_dir", glue_dir]
     start = time.time()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     results = json.loads((output_dir / "all_results.json").read_text())
+    (output_dir / HYPERPARAMETERS_FILE).write_text(json.dumps(trained))
     record = {"task": task, "method": method, "seed": seed, "hyperparameters": trained}
     record |= {"wall_s": round(time.time() - start), "threads": torch_threads(), "results": results}
     return with_advglue(record, output_dir)
@@ -178,9 +190,10 @@ def torch_threads():
 
 def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):
     """The record of the run's kept model (its own results, no training) with the measurements it lacks, or None
-    when no finished model was kept."""
+    when no finished model of these hyperparameters was kept."""
     model = Path(models_dir) / output_name(record["task"], record["method"], record["seed"], record["hyperparameters"])
-    if not (model / "eval_results.json").is_file():  # written last: the run finished
+    kept = model / HYPERPARAMETERS_FILE  # written after the run finished
+    if not kept.is_file() or json.loads(kept.read_text()) != record["hyperparameters"]:
         return None
     output_dir = model / "evaluation"
     results = json.loads((model / "all_results.json").read_text())

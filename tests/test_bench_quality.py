@@ -4,6 +4,7 @@ by the hyperparameters they trained with."""
 import json
 import multiprocessing
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,11 @@ def test_settings_are_parsed_and_skipped_by_methods_that_do_not_read_them():
     for bad in ("epsilon=0.1", "adv_epsilon", "adv_epsilon=big", "adv_method=pgd"):
         with pytest.raises(SystemExit, match="adv_epsilon=0.02"):
             bench_quality.parse_setting(bad)
+    assert bench_quality.parse_setting("adv_k=5") == {"adv_k": 5} and isinstance(
+        bench_quality.parse_setting("adv_k=5.0")["adv_k"], int
+    )  # run_glue.py reads a step count as a whole number
+    with pytest.raises(SystemExit, match="adv_k=2.5'.*adv_k=3"):
+        bench_quality.parse_setting("adv_k=2.5")
     assert bench_quality.reads("creat", {"adv_epsilon": 0.1}) and bench_quality.reads("none", {})
     assert not bench_quality.reads("none", {"adv_epsilon": 0.1})
     assert not bench_quality.reads("r3f", {"adv_epsilon": 0.1})  # R3F has no radius
@@ -70,6 +76,8 @@ def test_a_run_is_keyed_by_the_hyperparameters_it_trains_with():
         "adv_k": 3,
         "adv_init_mag": 0.0,
         "adv_weight": 1.0,
+        "adv_norm": "l2",
+        "adv_scope": "example",
         "adv_start_step": 0,
     }  # fmt: skip  (alpha keeps its 0.3 of the radius)
     assert bench_quality.hyperparameters("none", {}) == {}
@@ -87,13 +95,50 @@ def test_a_run_is_keyed_by_the_hyperparameters_it_trains_with():
     assert bench_quality.output_name("cola", "none", 1, {}) == "cola_none_1"
 
 
-def test_a_record_keeps_its_meaning_when_a_default_changes(monkeypatch):
-    trained = bench_quality.hyperparameters("fgm", {})  # FGM's default radius, 0.02
-    record = {"task": "cola", "method": "fgm", "seed": 1, "hyperparameters": trained}
+def test_settings_name_every_difference_even_a_text_value_or_a_flag_the_run_did_not_have():
+    smart = bench_quality.hyperparameters("smart", {})
+    assert smart["adv_noise"] == "normal"
+    uniform = {**smart, "adv_noise": "uniform"}
+    assert bench_quality.settings_of("smart", uniform) == {"adv_noise": "uniform"}
+    assert bench_quality.output_name("sst2", "smart", 1, uniform) == "sst2_smart_1_epsilon0.05_noiseuniform"
+    r3f = bench_quality.hyperparameters("r3f", {})
+    assert "adv_epsilon" not in r3f and bench_quality.settings_of("r3f", r3f) == {}
+    # A radius the method no longer reads, and a flag it reads today that the run did not have.
+    assert bench_quality.settings_of("r3f", {**r3f, "adv_epsilon": 0.1}) == {"adv_epsilon": 0.1}
+    fgm = bench_quality.hyperparameters("fgm", {})
+    without_weight = {flag: v for flag, v in fgm.items() if flag != "adv_weight"}
+    assert bench_quality.settings_of("fgm", without_weight) == {"adv_weight": None}
+
+
+def test_a_record_keeps_its_meaning_when_a_default_changes(tmp_path, monkeypatch):
+    commands = []
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_run_glue(commands))
+    results = tmp_path / "quality.jsonl"
+    grid = ["bench_quality.py", "--tasks", "cola", "--methods", "fgm", "--seeds", "1", "--results", str(results)]
+    monkeypatch.setattr("sys.argv", [*grid, "--models_dir", str(tmp_path / "models")])
+    bench_quality.main()  # FGM's default radius, 0.02
+    (record,) = bench_quality.read_records(results)
+    key = bench_quality.run_key(record)
     monkeypatch.setitem(DEFAULTS, ("fgm", "example", "l2"), {"epsilon": 0.05})
-    assert bench_quality.settings_of("fgm", trained) == {"adv_epsilon": 0.02}  # no longer the defaults' run
-    today = {**record, "hyperparameters": bench_quality.hyperparameters("fgm", {})}
-    assert bench_quality.run_key(today) != bench_quality.run_key(record)  # the grid trains the new default again
+    assert bench_quality.run_key(record) == key
+    assert bench_quality.settings_of("fgm", record["hyperparameters"]) == {"adv_epsilon": 0.02}  # not the defaults
+    bench_quality.main()  # the new default is a run of its own
+    assert len(commands) == 2 and bench_quality.read_records(results)[0] == record
+    assert bench_quality.read_records(results)[1]["hyperparameters"]["adv_epsilon"] == 0.05
+
+
+def test_a_kept_model_of_other_hyperparameters_is_not_reused(tmp_path, monkeypatch):
+    trained = bench_quality.hyperparameters("pgd", {})
+    model = kept_model(tmp_path, "cola_pgd_1_epsilon0.02", {"eval_matthews_correlation": 0.2}, trained)
+    record = {"task": "cola", "method": "pgd", "seed": 1, "hyperparameters": trained, "results": {}}
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_evaluation(model, [], ROBUST_COLA))
+    assert bench_quality.evaluate_kept(record, None, tmp_path) is not None
+    shutil.rmtree(model / "evaluation")
+    # Were PGD's default K 5, its defaults' run would have the same folder name as this K = 3 model.
+    monkeypatch.setitem(DEFAULTS, ("pgd", "example", "l2"), {**DEFAULTS[("pgd", "example", "l2")], "k": 5})
+    five = {**record, "hyperparameters": bench_quality.hyperparameters("pgd", {})}
+    assert bench_quality.output_name("cola", "pgd", 1, five["hyperparameters"]) == model.name
+    assert bench_quality.evaluate_kept(five, None, tmp_path) is None  # train again
 
 
 def fake_evaluation(model, commands, results):
@@ -108,16 +153,16 @@ def fake_evaluation(model, commands, results):
     return fake_attack
 
 
-def kept_model(tmp_path, name, results):
+def kept_model(tmp_path, name, results, trained):
     model = tmp_path / name
     model.mkdir()
     (model / "all_results.json").write_text(json.dumps(results))
-    (model / "eval_results.json").write_text(json.dumps({"eval_accuracy": 0.8}))
+    (model / "hyperparameters.json").write_text(json.dumps(trained))
     return model
 
 
 def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeypatch):
-    model = kept_model(tmp_path, "sst2_none_1", {"eval_accuracy": 0.8, "train_runtime": 10.0, **ROBUST})
+    model = kept_model(tmp_path, "sst2_none_1", {"eval_accuracy": 0.8, "train_runtime": 10.0, **ROBUST}, {})
     commands = []
     advglue = {"eval_advglue_accuracy": 0.5}
     monkeypatch.setattr(bench_quality.subprocess, "run", fake_evaluation(model, commands, advglue))
@@ -132,13 +177,13 @@ def test_a_kept_model_is_evaluated_on_advglue_without_training(tmp_path, monkeyp
     assert record["advglue"] == {"idx": [0], "correct": [1], "benign_correct": [0]}
     assert bench_quality.evaluate_kept({**old, "seed": 2}, None, tmp_path) is None  # no model kept: train again
     (tmp_path / "sst2_none_3").mkdir()
-    (tmp_path / "sst2_none_3" / "all_results.json").write_text("{}")  # written before evaluation: not finished
+    (tmp_path / "sst2_none_3" / "all_results.json").write_text("{}")  # no hyperparameters.json: not finished
     assert bench_quality.evaluate_kept({**old, "seed": 3}, None, tmp_path) is None
 
 
 def test_a_kept_model_without_the_pgd_evaluation_gets_only_that(tmp_path, monkeypatch):
     trained = bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1})
-    model = kept_model(tmp_path, "cola_pgd_1_epsilon0.1", {"eval_matthews_correlation": 0.2})
+    model = kept_model(tmp_path, "cola_pgd_1_epsilon0.1", {"eval_matthews_correlation": 0.2}, trained)
     commands = []
     monkeypatch.setattr(bench_quality.subprocess, "run", fake_evaluation(model, commands, ROBUST_COLA))
     old = {"task": "cola", "method": "pgd", "seed": 1, "hyperparameters": trained, "wall_s": 300, "results": {}}
@@ -165,12 +210,19 @@ def test_a_run_passes_its_settings_and_the_task_s_evaluations(tmp_path, monkeypa
     commands = []
     monkeypatch.setattr(bench_quality.subprocess, "run", fake_run_glue(commands))
     record = bench_quality.run("cola", "pgd", 2, {"adv_epsilon": 0.1}, "glue", None, tmp_path)
-    (command,) = commands
+    bench_quality.run("cola", "pgd", 3, {"adv_epsilon": 0.0123456789, "adv_k": 5}, "glue", None, tmp_path)
+    command, precise = commands
     assert command[command.index("--adv_epsilon") + 1] == "0.1" and command[command.index("--seed") + 1] == "2"
+    assert precise[precise.index("--adv_epsilon") + 1] == "0.0123456789"  # every digit the record keeps
+    assert precise[precise.index("--adv_k") + 1] == "5"
     assert command[command.index("--robust_epsilons") + 1 : command.index("--robust_steps")] == ["0.05", "0.1"]
     assert "--do_attack_eval" not in command and "--do_advglue_eval" not in command  # SST-2 only
     assert Path(command[command.index("--output_dir") + 1]).name == "cola_pgd_2_epsilon0.1"
     assert record["hyperparameters"] == bench_quality.hyperparameters("pgd", {"adv_epsilon": 0.1})
+    assert (
+        json.loads((tmp_path / "cola_pgd_2_epsilon0.1" / "hyperparameters.json").read_text())
+        == (record["hyperparameters"])
+    )  # what a kept model's folder trained with
     assert bench_quality.complete(record)
     assert record["threads"] == int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
 
@@ -226,3 +278,13 @@ def test_the_grid_trains_each_distinct_run_once_and_resumes(tmp_path, monkeypatc
     ]
     bench_quality.main()
     assert len(commands) == 3 and bench_quality.read_records(results) == records  # every run recorded: resumed
+
+
+def test_the_committed_records_keep_their_hyperparameters():
+    records = bench_quality.read_records(bench_quality.RESULTS)
+    assert records and all("hyperparameters" in r and "settings" not in r for r in records)
+    assert len({bench_quality.run_key(r) for r in records}) == len(records)
+    for record in records:
+        trained = record["hyperparameters"]
+        assert None not in bench_quality.settings_of(record["method"], trained).values(), record["task"]
+        assert trained.keys() == bench_quality.hyperparameters(record["method"], {}).keys()
