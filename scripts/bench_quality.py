@@ -93,7 +93,7 @@ def settings_of(method, trained):
     radius = {"adv_epsilon": trained["adv_epsilon"]} if "adv_epsilon" in trained else {}
     if radius.get("adv_epsilon") == default.get("adv_epsilon"):
         radius = {}
-    expected = hyperparameters(method, radius) if "adv_epsilon" in default else default
+    expected = hyperparameters(method, radius) if radius and "adv_epsilon" in default else default
     changed = {flag: v for flag, v in trained.items() if flag != "adv_epsilon" and v != expected.get(flag)}
     missing = {flag: None for flag in expected if flag not in trained}
     return radius | changed | missing
