@@ -98,10 +98,10 @@ def quality_section(records):
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"![{task}](plots/quality_{task}.png)", ""]
         plot_quality(task, metric, methods, by_run)
-        radii = robust_radii(by_run[(task, methods[0])][0]["results"])
+        radii = robust_radii(by_run[(task, methods[0])][0]["results"], metric)
         if radii and all(key in r["results"] for r in runs_of_task for key in radii.values()):
             lines += [f"![{task} robustness](plots/robustness_{task}.png)", ""]
-            plot_robustness(task, methods, by_run, radii)
+            plot_robustness(task, metric, methods, by_run, radii)
         lines += advglue_report.advglue_section(
             task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS), named[task]
         )
@@ -144,16 +144,19 @@ def line_style(name, names):
     return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)]}
 
 
-def robust_radii(results):
-    """{attack radius: metric name} of the embedding-space PGD evaluation, ε = 0 being the clean accuracy."""
-    prefix = "eval_robust_accuracy_eps"
+def robust_radii(results, metric):
+    """{attack radius: results key} of the task's `metric` under the embedding-space PGD evaluation, ε = 0 being the
+    clean metric; empty when `results` hold no such evaluation."""
+    prefix = f"eval_robust_{metric.removeprefix('eval_')}_eps"
     radii = {float(key.removeprefix(prefix)): key for key in results if key.startswith(prefix)}
-    return {0.0: "eval_accuracy", **dict(sorted(radii.items()))} if radii else {}
+    return {0.0: metric, **dict(sorted(radii.items()))} if radii else {}
 
 
-def plot_robustness(task, methods, by_run, radii):
-    """Dev accuracy against the attack radius, mean ± std over seeds: one panel per method (small multiples, since
-    the methods' lines lie within a few points of each other), each with plain fine-tuning (`none`) for reference."""
+def plot_robustness(task, metric, methods, by_run, radii):
+    """The task's dev `metric` against the attack radius, mean ± std over seeds: one panel per method (small multiples,
+    since the methods' lines lie within a few points of each other), each with plain fine-tuning (`none`) for
+    reference."""
+    name = metric.removeprefix("eval_")
     curves = {}
     for method in methods:
         values = [[100 * r["results"][key] for r in by_run[(task, method)]] for key in radii.values()]
@@ -175,8 +178,8 @@ def plot_robustness(task, methods, by_run, radii):
     for axis in axes[-1]:
         axis.set_xlabel("PGD radius ε (per example)", fontsize=8)
     for axis in axes[:, 0]:
-        axis.set_ylabel("accuracy (×100)", fontsize=8)
-    figure.suptitle(f"{task}: dev accuracy under embedding-space PGD (mean ± std over seeds)", fontsize=10)
+        axis.set_ylabel(f"{name} (×100)", fontsize=8)
+    figure.suptitle(f"{task}: dev {name} under embedding-space PGD (mean ± std over seeds)", fontsize=10)
     figure.tight_layout()
     figure.savefig(DOCS / "plots" / f"robustness_{task}.png", dpi=120)
     plt.close(figure)

@@ -64,3 +64,19 @@ def test_robustness_is_one_panel_per_method_beside_plain_fine_tuning(figures):
     assert len(panels) >= 6  # fgm, pgd, freelb, smart, r3f, awp
     for axis in panels:
         assert axis.get_legend_handles_labels()[1] == ["none", axis.get_title()]
+
+
+@pytest.mark.parametrize("task, metric", [("mrpc", "f1"), ("cola", "matthews_correlation")])
+def test_robustness_is_drawn_in_the_tasks_own_metric(figures, task, metric):
+    """The plot shows the metric of its task's table (F1, Matthews), from the clean value at ε = 0 to the radii."""
+    records = [json.loads(line) for line in (RESULTS / "quality.jsonl").read_text().splitlines()]
+    plain = [r["results"] for r in records if r["task"] == task and r["method"] == "none"]
+    panel = next(axis for axis in figures[f"robustness_{task}.png"].axes if axis.axison)
+    assert panel.get_ylabel() == f"{metric} (×100)"
+    handles, labels = panel.get_legend_handles_labels()
+    line = handles[labels.index("none")][0]
+    radii = [0.0, *bench_report.bench_quality.PGD_RADII]
+    keys = [f"eval_{metric}", *[f"eval_robust_{metric}_eps{r}" for r in bench_report.bench_quality.PGD_RADII]]
+    assert list(line.get_xdata()) == [float(r) for r in radii]
+    expected = [100 * sum(results[key] for results in plain) / len(plain) for key in keys]
+    assert list(line.get_ydata()) == pytest.approx(expected, abs=1e-9)
