@@ -49,6 +49,13 @@ TASKS = {
 # Every task: PGD on the embedding output at two fixed radii, the robust axis of the ε sweep's trade-off plots.
 PGD_RADII = ("0.05", "0.1")
 PGD_EVAL = ["--do_robust_eval", "--robust_epsilons", *PGD_RADII, "--robust_steps", "5"]
+
+
+def pgd_key(metric, radius):
+    """The results key of `metric` ("eval_f1") under that evaluation at `radius` (one of `PGD_RADII`)."""
+    return f"eval_robust_{metric.removeprefix('eval_')}_eps{radius}"
+
+
 # SST-2 only (its cost grows with the queries per example): the word-substitution attack.
 WORD_ATTACK = {"sst2": ["--do_attack_eval", "--attack_max_examples", "100", "--attack_max_queries", "100"]}
 # Tasks scored on AdvGLUE (a model of GLUE task T on AdvGLUE's T); the record keeps every example's outcome.

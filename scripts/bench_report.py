@@ -40,9 +40,8 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
 def robust_columns(metric):
     """(results key, column title) of the robustness measurements: the task's metric under embedding PGD, then the
     word-substitution attack (SST-2)."""
-    name = metric.removeprefix("eval_")
     return [
-        *[(f"eval_robust_{name}_eps{radius}", f"PGD eps {radius}") for radius in bench_quality.PGD_RADII],
+        *[(bench_quality.pgd_key(metric, radius), f"PGD eps {radius}") for radius in bench_quality.PGD_RADII],
         ("eval_attack_accuracy_under_attack", "word subst."),
         ("eval_attack_success_rate", "subst. success"),
     ]
@@ -145,11 +144,11 @@ def line_style(name, names):
 
 
 def robust_radii(results, metric):
-    """{attack radius: results key} of the task's `metric` under the embedding-space PGD evaluation, ε = 0 being the
-    clean metric; empty when `results` hold no such evaluation."""
-    prefix = f"eval_robust_{metric.removeprefix('eval_')}_eps"
-    radii = {float(key.removeprefix(prefix)): key for key in results if key.startswith(prefix)}
-    return {0.0: metric, **dict(sorted(radii.items()))} if radii else {}
+    """{attack radius: results key} of the task's `metric` under the grid's embedding-space PGD radii that `results`
+    hold, ε = 0 being the clean metric; empty when they hold none."""
+    keys = {float(r): bench_quality.pgd_key(metric, r) for r in bench_quality.PGD_RADII}
+    radii = {radius: key for radius, key in keys.items() if key in results}
+    return {0.0: metric, **radii} if radii else {}
 
 
 def plot_robustness(task, metric, methods, by_run, radii):

@@ -22,7 +22,7 @@ from adv_trainer.adversarial_config import DEFAULTS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from advglue_report import mean_std, spread  # noqa: E402  (the scripts beside this one)
-from bench_quality import PGD_RADII, settings_key, settings_of, short  # noqa: E402
+from bench_quality import PGD_RADII, pgd_key, settings_key, settings_of, short  # noqa: E402
 
 __all__ = ["changes_only_radius", "default_epsilon", "sweep_section", "variant_label", "variant_of"]
 
@@ -60,7 +60,7 @@ def measures(task, metric):
     name = metric.removeprefix("eval_")
 
     def pgd(radius):
-        return lambda r: r["results"].get(f"eval_robust_{name}_eps{radius}")
+        return lambda r: r["results"].get(pgd_key(metric, radius))
 
     def advglue(r):
         return sum(r["advglue"]["correct"]) / len(r["advglue"]["correct"]) if "advglue" in r else None
