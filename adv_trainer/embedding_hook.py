@@ -27,19 +27,26 @@ def input_embedding(model: nn.Module) -> nn.Module:
 
 
 class EmbeddingOutputHook:
-    """While entered, every forward of `embedding` returns `output + delta`.
+    """While entered, the forward of `embedding` that a pass asked for returns `output + delta`.
 
-    `delta` is a `(B, T, E)` float32 tensor set before each pass. Left at `None`, the hook creates a zero leaf that
-    requires grad and stores it in `delta`: the backward of that pass then yields dL/d(output) in `delta.grad`, even
-    when the embedding weight is frozen. The hook refuses a second call with gradients enabled within one pass (an
-    encoder-decoder model's shared embedding, say) and the trainer refuses a pass that never called it
-    (`inputs_embeds`). Calls under `torch.no_grad()` get the same delta, detached, and are not counted.
+    `delta` is a `(B, T, E)` float32 tensor set before each pass by `start_pass`. Left at `None`, the hook creates a
+    zero leaf that requires grad and stores it in `delta`: the backward of that pass then yields dL/d(output) in
+    `delta.grad`, even when the embedding weight is frozen.
+
+    A pass's forward is the one that runs with gradients enabled (`start_pass(delta)`), or the one under
+    `torch.no_grad()` for a pass started with `start_pass(delta, without_gradients=True)` (an evaluation's final
+    forward). Every other forward of the embedding inside the pass sees the clean output: a reference model that is
+    the policy with its adapters disabled (TRL's `DPOTrainer` with `ref_model=None`, under `no_grad`), a metric's
+    forward beside the loss's (TRL's `SFTTrainer`). The hook refuses a second forward of the pass's kind within one
+    pass (an encoder-decoder model's shared embedding, say), and the trainer refuses a pass that never called it
+    (`inputs_embeds`).
     """
 
     def __init__(self, embedding: nn.Module):
         self.embedding = embedding
         self.delta = None
         self.calls = 0
+        self._without_gradients = False
         self._handle = None
 
     def __enter__(self):
@@ -49,22 +56,22 @@ class EmbeddingOutputHook:
     def __exit__(self, *exc_info):
         self._handle.remove()
 
-    def start_pass(self, delta):
+    def start_pass(self, delta, without_gradients=False):
         self.delta = delta
         self.calls = 0
+        self._without_gradients = without_gradients
 
     def _add_delta(self, module, args, output):
-        if not torch.is_grad_enabled():
-            # A forward without gradients inside a pass (TRL's SFTTrainer computes its metrics in one beside the
-            # loss's) sees the same perturbation but is not the pass's loss, so it does not count as a second call.
-            return output if self.delta is None else output + self.delta.detach().to(output.dtype)
+        if torch.is_grad_enabled() == self._without_gradients:
+            # Not the pass's forward: a reference model's or a metric's forward beside the loss's is not attacked.
+            return output
         self.calls += 1
         if self.calls > 1:
             raise RuntimeError(
                 f"The input embedding {type(module).__name__} ran twice in one forward pass (an encoder-decoder "
                 "model's shared embedding does); the perturbation would be added to both calls. Adversarial "
                 "training supports models that embed their input once per pass (further forwards under "
-                "`torch.no_grad()`, such as a metric computed beside the loss, are allowed)."
+                "`torch.no_grad()`, such as a reference model's or a metric's, see the clean embeddings)."
             )
         if self.delta is None:
             self.delta = torch.zeros(output.shape, device=output.device, requires_grad=True)  # (B, T, E)

@@ -45,7 +45,7 @@ class EvaluationPasses:
 
     def parameter_pass(self, delta, weight, final, input_gradient=False):
         """The attack's final point: records the logits there; nothing is trained."""
-        self.hook.start_pass(self.space.positions(delta))
+        self.hook.start_pass(self.space.positions(delta), without_gradients=True)
         with torch.no_grad():
             self.logits = self.model(**self.inputs).logits
 
