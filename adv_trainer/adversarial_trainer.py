@@ -14,6 +14,8 @@ from .perturbed_passes import PerturbedPasses
 from .recorded_state import unrecorded
 from .robustness.advglue import evaluate_advglue_with_trainer
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
+from .robustness.evaluation_mode import evaluation_mode
+from .robustness.word_substitution import WordSubstitutionAttack, attack_dataset, summarise
 from .sequence_layout import check_packing_is_honoured, packed_sequences
 from .unsupported import check_class_order, check_model, check_parallelism
 
@@ -115,8 +117,9 @@ class AdversarialTrainer(Trainer):
 
         For every radius in `epsilons` (per example, in `norm`), a `steps`-step PGD maximises each example's loss
         (step `alpha`, default 2.5 eps / steps) and the metric is computed on the perturbed predictions: e.g.
-        `eval_robust_accuracy_eps0.5`. At eps = 0 it equals the clean metric exactly. Nothing about the model
-        changes: mode, weights, gradients, `requires_grad` and hooks are restored or never touched.
+        `eval_robust_accuracy_eps0.5`. At eps = 0 it equals the clean metric exactly: the model is evaluated as
+        `evaluate()` evaluates it (`evaluation_mode`: an optimizer's eval mode, full fp16/bf16 eval). Nothing else
+        about the model changes: mode, gradients, `requires_grad` and hooks are restored or never touched.
         """
         check_robustness_arguments(epsilons, steps)
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
@@ -126,14 +129,32 @@ class AdversarialTrainer(Trainer):
             getattr(self.model.config, "num_labels", 2) == 1
         )
         metrics = {}
-        for eps in epsilons:
-            batches = (self._prepare_inputs(batch) for batch in self.get_eval_dataloader(dataset))
-            gather = self.accelerator.gather_for_metrics
-            logits, labels = robust_predictions(self.model, batches, eps, steps, norm, gather, alpha)
-            for key, value in metrics_of(logits, labels, self.compute_metrics, is_regression).items():
-                metrics[f"{metric_key_prefix}_robust_{key}_eps{eps:g}"] = value
+        with evaluation_mode(self) as model:
+            for eps in epsilons:
+                batches = (self._prepare_inputs(batch) for batch in self.get_eval_dataloader(dataset))
+                gather = self.accelerator.gather_for_metrics
+                logits, labels = robust_predictions(model, batches, eps, steps, norm, gather, alpha)
+                for key, value in metrics_of(logits, labels, self.compute_metrics, is_regression).items():
+                    metrics[f"{metric_key_prefix}_robust_{key}_eps{eps:g}"] = value
         self.log(metrics)
         return metrics
+
+    def evaluate_word_substitution(
+        self, eval_dataset, text_columns, max_examples=None, progress=False, metric_key_prefix="eval", **options
+    ):
+        """The gradient-guided word-substitution attack (`robustness.word_substitution`) on the first
+        `max_examples` rows of `eval_dataset` (its `text_columns` and integer `label`), with the trainer's tokenizer
+        (`processing_class`); `options` go to `WordSubstitutionAttack` (`max_words_fraction`, `max_queries`,
+        `neighbours`, `max_length`). Returns `(metrics, results)`: TextAttack's summary, prefixed
+        (`eval_attack_success_rate`, ...) and logged, and one `AttackResult` per example."""
+        if self.processing_class is None:
+            raise ValueError("The word-substitution attack needs the trainer's tokenizer: pass `processing_class`.")
+        with evaluation_mode(self) as model:
+            attack = WordSubstitutionAttack(model, self.processing_class, **options)
+            results = attack_dataset(attack, eval_dataset, text_columns, max_examples, progress)
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in summarise(results).items()}
+        self.log(metrics)
+        return metrics, results
 
     def evaluate_advglue(self, path, task, max_length=None, label_names=None, padding=False, metric_key_prefix="eval"):
         """Accuracy on AdvGLUE task `task` (file `path`): all, benign originals, per level and method, with

@@ -46,7 +46,7 @@ from adv_trainer.cli import ScriptParser, field_names, guarded, run_summary
 from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
 from adv_trainer.robustness.advglue import advglue_tasks_for, load_advglue, normalise_label_name, write_records
 from adv_trainer.robustness.arguments import RobustnessArguments
-from adv_trainer.robustness.word_substitution import WordSubstitutionAttack, attack_dataset, summarise, write_examples
+from adv_trainer.robustness.word_substitution import write_examples
 
 logger = logging.getLogger(__name__)
 
@@ -233,13 +233,14 @@ def main(args=None, parser=None):
                 epsilons, steps = robustness_args.robust_epsilons, robustness_args.robust_steps
                 metrics.update(trainer.evaluate_robustness(eval_dataset, epsilons, steps, robustness_args.robust_norm))
             if robustness_args.do_attack_eval:
-                attack = WordSubstitutionAttack(
-                    trainer.model, tokenizer, robustness_args.attack_max_words_fraction,
-                    robustness_args.attack_max_queries, robustness_args.attack_neighbours, max_seq_length,
+                attack_metrics, results = trainer.evaluate_word_substitution(
+                    eval_dataset, text_columns, robustness_args.attack_max_examples,
+                    progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
+                    max_words_fraction=robustness_args.attack_max_words_fraction,
+                    max_queries=robustness_args.attack_max_queries, neighbours=robustness_args.attack_neighbours,
+                    max_length=max_seq_length,
                 )  # fmt: skip
-                show = trainer.is_world_process_zero() and not training_args.disable_tqdm
-                results = attack_dataset(attack, eval_dataset, text_columns, robustness_args.attack_max_examples, show)
-                metrics.update({f"eval_{key}": value for key, value in summarise(results).items()})
+                metrics.update(attack_metrics)
                 if trainer.is_world_process_zero():
                     write_examples(
                         Path(training_args.output_dir) / f"attack_examples_{split}.txt", results, label_list
