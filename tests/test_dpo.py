@@ -1,4 +1,4 @@
-"""TRL's `DPOTrainer` combined with `AdversarialTrainer`: only the policy's passes are attacked, never the reference."""
+"""TRL's `DPOTrainer` combined with `AdversarialTrainer`: the policy's passes are attacked, never the reference."""
 
 import copy
 from dataclasses import dataclass

@@ -8,7 +8,7 @@ from adv_trainer import AdversarialTrainer
 from tests.test_robustness_words import SENTENCE, classifier, tokenizer  # noqa: F401  (tokenizer is a fixture)
 from tests.tiny_models import arguments, classification_rows, dataset, tiny_bert, train
 
-pytest.importorskip("schedulefree", reason="schedule-free optimizers are in the `test` extra: pip install -e '.[test]'")
+pytest.importorskip("schedulefree", reason="schedule-free optimizers are in the `test` extra: pip install -e .[test]")
 
 
 def mean_logit(prediction):
