@@ -229,11 +229,40 @@ class AdversarialTrainingArguments(TrainingArguments):
         },
     )
 
+    adv_epsilon_warmup: float = field(
+        default=0,
+        metadata={
+            "help": "Linear warm-up of the perturbation's size: over this many optimizer steps from `adv_start_step`, "
+            "eps and the hyperparameters that follow it (alpha; FreeLB's random start) grow from 1/N of their value "
+            "to all of it, and `adv_epsilon` is logged each step. A fraction in (0, 1) is that share of the run's "
+            "optimizer steps, rounded up (like `warmup_steps`); 0 (the default) is no warm-up. Methods without eps "
+            "(r3f, none) have nothing to warm up."
+        },
+    )
+
     def __post_init__(self):
         use_cpu_when_launched(self)  # `torchrun` on a machine without an accelerator: DDP on the CPU (cpu_ddp.py)
         super().__post_init__()
         self._adversarial_given = {name: getattr(self, name) for name in _ADVERSARIAL_FIELDS}
         self.resolve_adversarial_fields()
+
+    def adversarial_fields(self):
+        """{name: value} of every `adv_*` field."""
+        return {name: getattr(self, name) for name in _ADVERSARIAL_FIELDS}
+
+    def apply_adversarial_changes(self, resolved):
+        """Takes the `adv_*` fields that differ from `resolved` (all of them as the last resolution left them) as
+        given, and resolves and validates the rest as at construction: a default that follows eps follows a changed
+        eps. Returns {name: (before, after)} of the fields that end up different; raises ValueError as construction
+        does for an invalid value."""
+        given = {name: value for name, value in self.adversarial_fields().items() if value != resolved[name]}
+        if not given:
+            return {}
+        self._adversarial_given.update(given)
+        self.reset_adversarial_fields()
+        self.resolve_adversarial_fields()
+        current = self.adversarial_fields()
+        return {name: (resolved[name], value) for name, value in current.items() if value != resolved[name]}
 
     def reset_adversarial_fields(self):
         """Sets every `adv_*` field back to its value at construction (`None` where a default was filled in)."""
@@ -251,7 +280,8 @@ class AdversarialTrainingArguments(TrainingArguments):
         self.adv_scope = _require_choice("adv_scope", self.adv_scope, AdversarialScope)
         if self.adv_noise is not None:
             self.adv_noise = _require_choice("adv_noise", self.adv_noise, AdversarialNoise)
-        self.adv_start_step = _start_step(self.adv_start_step)
+        self.adv_start_step = _steps_or_fraction("adv_start_step", self.adv_start_step)
+        self.adv_epsilon_warmup = _steps_or_fraction("adv_epsilon_warmup", self.adv_epsilon_warmup)
         self._drop_unused()
         if self.adv_method == AdversarialMethod.NONE:
             return
@@ -293,6 +323,13 @@ class AdversarialTrainingArguments(TrainingArguments):
                     stacklevel=4,
                 )
                 setattr(self, name, None)
+        if self.adv_epsilon_warmup != 0 and "adv_epsilon" not in used:
+            warnings.warn(
+                f"`adv_epsilon_warmup={self.adv_epsilon_warmup}` is ignored: `adv_method='{self.adv_method}'` has no "
+                "radius `adv_epsilon` to warm up.",
+                stacklevel=4,
+            )
+            self.adv_epsilon_warmup = 0
 
     def _validate_values(self):
         method = self.adv_method
@@ -332,20 +369,26 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")
 
 
-def _start_step(value):
-    """`adv_start_step` as an int step (>= 1 or 0) or a float fraction in (0, 1), the convention of `warmup_steps`."""
+def _steps_or_fraction(name, value):
+    """A count of optimizer steps as an int (>= 1, or 0) or a float fraction of the run in (0, 1), the convention of
+    `warmup_steps`."""
     if not 0 <= value < math.inf:
         raise ValueError(
-            f"`adv_start_step` must be a step >= 0 or a fraction of the run in [0, 1), got {value}; e.g. 500 or 0.1."
+            f"`{name}` must be a step >= 0 or a fraction of the run in [0, 1), got {value}; e.g. 500 or 0.1."
         )
     if 0 < value < 1:
         return float(value)
     if value != int(value):
         raise ValueError(
-            f"`adv_start_step` must be a whole number of steps, or a fraction of the run below 1, got {value}; "
+            f"`{name}` must be a whole number of steps, or a fraction of the run below 1, got {value}; "
             f"e.g. {int(value)} or 0.1."
         )
     return int(value)
+
+
+def steps_of(value, max_steps):
+    """Optimizer steps of a `_steps_or_fraction` value in a run of `max_steps`: a fraction is rounded up."""
+    return value if isinstance(value, int) else math.ceil(value * max_steps)
 
 
 _ADVERSARIAL_FIELDS = tuple(f.name for f in fields(AdversarialTrainingArguments) if f.name.startswith("adv_"))

@@ -1,11 +1,10 @@
 """`AdversarialTrainer`: `Trainer` whose training step adds adversarial passes on the word-embedding output."""
 
-import math
-
 from accelerate.utils.memory import clear_device_cache
 from transformers import Trainer
+from transformers.utils import logging
 
-from .adversarial_config import AdversarialTrainingArguments
+from .adversarial_config import AdversarialTrainingArguments, steps_of
 from .adversarial_metrics import AdversarialMetrics
 from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
@@ -20,6 +19,8 @@ from .sequence_layout import check_packing_is_honoured, packed_sequences
 from .unsupported import check_class_order, check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
+
+logger = logging.get_logger(__name__)
 
 
 class AdversarialTrainer(Trainer):
@@ -48,7 +49,7 @@ class AdversarialTrainer(Trainer):
         check_class_order(type(self), AdversarialTrainer, Trainer)
         super().__init__(model, args, *trainer_args, **trainer_kwargs)
         check_parallelism(self)
-        self.attack = build_attack(self.args)
+        self._build_attack()
         self._loss_divides_by_num_items = None
         self._model_checked = False
         self._packing_checked = False
@@ -64,7 +65,7 @@ class AdversarialTrainer(Trainer):
         super()._hp_search_setup(trial)
         if searching:
             self.args.resolve_adversarial_fields()
-            self.attack = build_attack(self.args)
+            self._build_attack()
             self._model_checked = False  # `model_init` builds a new model per trial, checked against the new args
         self._adversarial_metrics = AdversarialMetrics()
 
@@ -73,6 +74,7 @@ class AdversarialTrainer(Trainer):
         if callable(getattr(self.optimizer, "train", None)):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
+        self._follow_argument_changes()
         loss_scale = self._loss_scale(model, inputs, num_items_in_batch)
         if self._loss_divides_by_num_items is False:
             # A per-micro-batch mean, scaled by 1/GA above. Without the count, the Trainer's `compute_loss` does not
@@ -99,15 +101,20 @@ class AdversarialTrainer(Trainer):
         groups = packed_sequences(inputs)
         if groups is not None and not self._packing_checked:
             self._packing_checked = check_packing_is_honoured(unwrapped, inputs, groups)
+        scale = self._epsilon_scale()
+        attack = self.attack if scale == 1 else build_attack(self.args, epsilon_scale=scale)
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
-            clean_loss = self.attack.clean_pass(passes)
+            clean_loss = attack.clean_pass(passes)
             with unrecorded(self):  # what `compute_loss` records (TRL's metrics) counts once, from the clean pass
-                norms = self.attack.perturb(passes)
+                norms = attack.perturb(passes)
         if not passes.final_pass_done:
-            raise RuntimeError(f"{type(self.attack).__name__} did not run a final parameter pass.")
+            raise RuntimeError(f"{type(attack).__name__} did not run a final parameter pass.")
         adversarial_loss = sum(passes.adversarial_losses) / len(passes.adversarial_losses)
-        self._adversarial_metrics.update(adversarial_loss, norms, passes.space.skipped, self.state.global_step)
+        epsilon = None if self.args.adv_epsilon is None else self.args.adv_epsilon * scale
+        self._adversarial_metrics.update(
+            adversarial_loss, norms, passes.space.skipped, self.state.global_step, epsilon
+        )
         return clean_loss
 
     def evaluate_robustness(
@@ -175,8 +182,30 @@ class AdversarialTrainer(Trainer):
 
     def _first_adversarial_step(self):
         """`adv_start_step` in optimizer steps: a fraction counts in this run's `max_steps`, rounded up."""
-        start = self.args.adv_start_step
-        return start if isinstance(start, int) else math.ceil(start * self.state.max_steps)
+        return steps_of(self.args.adv_start_step, self.state.max_steps)
+
+    def _epsilon_scale(self):
+        """The share of eps (and of what follows it) this optimizer step uses: `adv_epsilon_warmup` = N steps from
+        the first adversarial step take (t + 1) / N of it at their t-th step (t = 0..N-1), then all of it."""
+        warmup = steps_of(self.args.adv_epsilon_warmup, self.state.max_steps)
+        if warmup == 0:
+            return 1.0
+        return min(1.0, (self.state.global_step - self._first_adversarial_step() + 1) / warmup)
+
+    def _build_attack(self):
+        self.attack = build_attack(self.args)
+        self._attack_built_from = self.args.adversarial_fields()
+
+    def _follow_argument_changes(self):
+        """`args.adv_*` changed since the attack was built (a callback's own schedule, say): the changed values are
+        taken as given, the defaults that follow them re-resolved and validated, and the attack rebuilt, from this
+        micro-batch on. Never ignored: an invalid value raises as it would at construction."""
+        changed = self.args.apply_adversarial_changes(self._attack_built_from)
+        if changed:
+            self._build_attack()
+            self._model_checked = False  # a new method may need other support from the model
+            described = ", ".join(f"`{name}` {before} -> {after}" for name, (before, after) in changed.items())
+            logger.info(f"Step {self.state.global_step}: the attack now trains with {described}.")
 
     def _loss_scale(self, model, inputs, num_items_in_batch):
         """The factor that turns this micro-batch's loss into its share of the accumulated batch's loss.

@@ -1,6 +1,7 @@
 """Training attacks, one per file (AWP on the weights, the others on the word-embedding output); `build_attack`
 makes the one the arguments name."""
 
+from ..adversarial_config import FOLLOW_EPSILON
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
 from .creat import CreAT
@@ -13,40 +14,42 @@ from .smart import SMART
 __all__ = ["AWP", "CreAT", "EmbeddingAttack", "FGM", "FreeLB", "PGD", "R3F", "SMART", "TrainingAttack", "build_attack"]
 
 
-def build_attack(args):
-    """The attack of `AdversarialTrainingArguments` `args`, or None for `adv_method="none"`."""
+def build_attack(args, epsilon_scale=1.0):
+    """The attack of `AdversarialTrainingArguments` `args`, or None for `adv_method="none"`.
+
+    `epsilon_scale` multiplies eps and the hyperparameters that follow it by default (`FOLLOW_EPSILON`: alpha,
+    FreeLB's random start): the size of the perturbation at one step of an `adv_epsilon_warmup`.
+    """
     method = args.adv_method
     if method == "none":
         return None
+    follows = FOLLOW_EPSILON.get(method, ())
+    eps = None if args.adv_epsilon is None else args.adv_epsilon * epsilon_scale
+    alpha = args.adv_alpha * epsilon_scale if "alpha" in follows else args.adv_alpha
+    init_mag = args.adv_init_mag * epsilon_scale if "init_mag" in follows else args.adv_init_mag
     if method == "fgm":
-        return FGM(eps=args.adv_epsilon, weight=args.adv_weight)
+        return FGM(eps=eps, weight=args.adv_weight)
     if method == "awp":
-        return AWP(gamma=args.adv_epsilon, alpha=args.adv_alpha, weight=args.adv_weight)
+        return AWP(gamma=eps, alpha=alpha, weight=args.adv_weight)
     if method == "r3f":
-        return R3F(weight=args.adv_weight, noise=args.adv_noise, noise_scale=args.adv_init_mag)
+        return R3F(weight=args.adv_weight, noise=args.adv_noise, noise_scale=init_mag)
     if method == "smart":
         return SMART(
-            eps=args.adv_epsilon,
-            alpha=args.adv_alpha,
+            eps=eps,
+            alpha=alpha,
             steps=args.adv_k,
             weight=args.adv_weight,
             noise=args.adv_noise,
-            noise_scale=args.adv_init_mag,
+            noise_scale=init_mag,
         )
     if method == "creat":
         return CreAT(
-            eps=args.adv_epsilon,
-            alpha=args.adv_alpha,
+            eps=eps,
+            alpha=alpha,
             steps=args.adv_k,
             tau=args.adv_tau,
-            noise_scale=args.adv_init_mag,
+            noise_scale=init_mag,
             weight=args.adv_weight,
         )
     iterated = {"pgd": PGD, "freelb": FreeLB}[method]
-    return iterated(
-        eps=args.adv_epsilon,
-        alpha=args.adv_alpha,
-        steps=args.adv_k,
-        init_mag=args.adv_init_mag,
-        weight=args.adv_weight,
-    )
+    return iterated(eps=eps, alpha=alpha, steps=args.adv_k, init_mag=init_mag, weight=args.adv_weight)
