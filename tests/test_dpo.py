@@ -97,3 +97,16 @@ def test_the_reference_forward_of_the_policy_sees_clean_embeddings(tmp_path, adv
     assert logged(implicit, "loss")[0] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)
     assert logged(implicit, "adv_loss")[0] > logged(implicit, "loss")[0] + 1e-4
     assert logged(implicit, "adv_loss") == pytest.approx(logged(explicit, "adv_loss"), abs=1e-6)
+
+
+def test_readme_dpo_example_trains_the_adapters_on_the_perturbed_policy(tmp_path, monkeypatch):
+    from tests.readme_examples import run_readme_example
+
+    trainer = run_readme_example("### With TRL's `DPOTrainer`", monkeypatch, tmp_path).trainer
+    losses, adversarial = logged(trainer, "loss"), logged(trainer, "adv_loss")
+    assert len(losses) == len(adversarial) == 4  # one epoch of 16 pairs, 4 per step
+    assert losses[0] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # the policy is the reference
+    assert all(a > c for a, c in zip(adversarial, losses, strict=True))  # the attack raises the DPO loss
+    assert all(0.1 < n <= 0.3 + 1e-6 for n in logged(trainer, "adv_delta_norm"))  # K = 2 steps of 0.3 eps each
+    changed = [name for name, p in trainer.model.named_parameters() if p.requires_grad]
+    assert changed and all("lora_" in name for name in changed)
