@@ -43,6 +43,7 @@ from transformers import (
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.cli import ScriptParser, field_names, guarded, run_summary
+from adv_trainer.flag_dependencies import warn_ineffective_flags
 from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
 from adv_trainer.robustness.advglue import advglue_tasks_for, load_advglue, normalise_label_name, write_records
 from adv_trainer.robustness.arguments import RobustnessArguments
@@ -214,13 +215,20 @@ def main(args=None, parser=None):
         data_collator=data_collator,
     )
 
+    # Results files hold this run's metrics only: the Trainer's `save_metrics` would merge them into an
+    # `all_results.json` left by an earlier run in the same folder.
+    run_results = {}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        checkpoint = training_args.resume_from_checkpoint
+        if checkpoint is not None and trainer.is_world_process_zero():
+            print(resuming_message(checkpoint))
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
         metrics = {**train_result.metrics, "train_samples": len(train_dataset)}
         trainer.save_model()
         trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        trainer.save_metrics("train", metrics, combined=False)
         trainer.save_state()
+        run_results.update(metrics)
 
     evaluates = training_args.do_eval, robustness_args.do_robust_eval, robustness_args.do_attack_eval
     if any(evaluates) or robustness_args.do_advglue_eval:
@@ -233,7 +241,7 @@ def main(args=None, parser=None):
                 epsilons, steps = robustness_args.robust_epsilons, robustness_args.robust_steps
                 metrics.update(trainer.evaluate_robustness(eval_dataset, epsilons, steps, robustness_args.robust_norm))
             if robustness_args.do_attack_eval:
-                attack_metrics, results = trainer.evaluate_word_substitution(
+                attack_metrics, attacks = trainer.evaluate_word_substitution(
                     eval_dataset, text_columns, robustness_args.attack_max_examples,
                     progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
                     max_words_fraction=robustness_args.attack_max_words_fraction,
@@ -243,7 +251,7 @@ def main(args=None, parser=None):
                 metrics.update(attack_metrics)
                 if trainer.is_world_process_zero():
                     write_examples(
-                        Path(training_args.output_dir) / f"attack_examples_{split}.txt", results, label_list
+                        Path(training_args.output_dir) / f"attack_examples_{split}.txt", attacks, label_list
                     )
             if split == "validation_mismatched":
                 metrics = {f"{key}_mm": value for key, value in metrics.items()}
@@ -257,7 +265,8 @@ def main(args=None, parser=None):
                     Path(training_args.output_dir) / f"advglue_predictions_{advglue_task}.jsonl", evaluation.records
                 )
         trainer.log_metrics("eval", combined)
-        trainer.save_metrics("eval", combined)
+        trainer.save_metrics("eval", combined, combined=False)
+        run_results.update(combined)
 
     if training_args.do_predict:
         for split, predict_dataset in predict_datasets.items():
@@ -272,6 +281,8 @@ def main(args=None, parser=None):
                 )
                 logger.info(f"Predictions for {split} written to {path}")
 
+    if run_results:
+        trainer.save_metrics("all", run_results, combined=False)  # all_results.json
     if trainer.is_world_process_zero():
         print(run_summary(training_args.output_dir, started))
 
@@ -280,7 +291,8 @@ def main(args=None, parser=None):
 COMMON_TRAINING_FLAGS = [
     "output_dir", "do_train", "do_eval", "do_predict", "num_train_epochs", "max_steps", "per_device_train_batch_size",
     "per_device_eval_batch_size", "gradient_accumulation_steps", "learning_rate", "weight_decay", "warmup_steps",
-    "seed", "logging_steps", "eval_strategy", "save_strategy", "report_to", "use_cpu", "fp16", "bf16",
+    "seed", "logging_steps", "eval_strategy", "eval_steps", "save_strategy", "save_steps", "report_to", "use_cpu",
+    "fp16", "bf16",
     "resume_from_checkpoint", "disable_tqdm",
 ]  # fmt: skip
 
@@ -303,6 +315,7 @@ def build_parser():
 
 def parse_arguments(args, parser=None):
     parser = parser or build_parser()
+    sources = {}  # flag name: where the user set it (a flag that cannot take effect is named with it)
     if args and args[0].endswith((".yaml", ".yml", ".json")):
         config = read_config(args[0])
         known = {action.dest for action in parser._actions}
@@ -310,11 +323,27 @@ def parse_arguments(args, parser=None):
         if unknown:
             raise ValueError(f"{args[0]} has unknown keys {unknown}; see `python scripts/{parser.prog} --help`.")
         parser.set_defaults(**config)
+        sources.update(dict.fromkeys(config, args[0]))
         args = args[1:]
-    model_args, data_args, training_args, robustness_args = parser.parse_args_into_dataclasses(args=args)
+    sources.update(dict.fromkeys((a[2:].split("=")[0] for a in args if a.startswith("--")), "the command line"))
+    parsed = parser.parse_args_into_dataclasses(args=args)
+    model_args = parsed[0]
     if model_args.model_name_or_path is None:
         raise ValueError(f"`model_name_or_path` is required, e.g. `bert-base-uncased` or `{OFFLINE_MINILM}`.")
-    return model_args, data_args, training_args, robustness_args
+    warn_ineffective_flags(parsed, sources)
+    return parsed
+
+
+def resuming_message(checkpoint):
+    """Which checkpoint a resumed run starts from, at which optimizer step (from its `trainer_state.json`)."""
+    state_file = Path(checkpoint) / "trainer_state.json"
+    if not state_file.is_file():
+        return f"Resuming from {checkpoint}."  # the Trainer refuses a folder that is not a checkpoint
+    state = json.loads(state_file.read_text())
+    return (
+        f"Resuming from {checkpoint} at optimizer step {state['global_step']} of {state['max_steps']} "
+        f"(epoch {state['epoch']:.2f})."
+    )
 
 
 def read_config(path):
