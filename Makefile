@@ -26,15 +26,15 @@ train:
 
 # Benchmarks (docs/RESULTS.md): step time and memory (~1 hour on 2 cores), then the resumable quality grid (hours).
 bench:
-	$(PY) scripts/bench_speed.py
-	$(PY) scripts/bench_report.py
+	$(PY) benchmarks/bench_speed.py
+	$(PY) benchmarks/bench_report.py
 
 bench-quality:
-	$(PY) scripts/bench_quality.py
-	$(PY) scripts/bench_report.py
+	$(PY) benchmarks/bench_quality.py
+	$(PY) benchmarks/bench_report.py
 
 report:
-	$(PY) scripts/bench_report.py
+	$(PY) benchmarks/bench_report.py
 
 test:
 	$(PY) -m pytest
@@ -43,9 +43,9 @@ test-fast:
 	$(PY) -m pytest -m "not slow"
 
 quality:
-	$(PY) -m ruff check adv_trainer tests scripts
-	$(PY) -m ruff format --check adv_trainer tests scripts
+	$(PY) -m ruff check adv_trainer tests scripts benchmarks
+	$(PY) -m ruff format --check adv_trainer tests scripts benchmarks
 
 style:
-	$(PY) -m ruff check --fix adv_trainer tests scripts
-	$(PY) -m ruff format adv_trainer tests scripts
+	$(PY) -m ruff check --fix adv_trainer tests scripts benchmarks
+	$(PY) -m ruff format adv_trainer tests scripts benchmarks

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scripts import advglue_report
+from benchmarks import advglue_report
 
 STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}, "creat": {"color": "C2"}}.get
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adv_trainer.adversarial_config import DEFAULTS
-from scripts import advglue_report, bench_quality, bench_report, bench_speed
+from benchmarks import advglue_report, bench_quality, bench_report, bench_speed
 from tests.tiny_models import classification_rows, collate, tiny_bert
 
 FLOOR = {"floor-F": 1.0, "floor-I": 0.4, "floor-O": 0.1}

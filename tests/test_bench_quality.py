@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adv_trainer.adversarial_config import DEFAULTS
-from scripts import bench_quality
+from benchmarks import bench_quality
 
 ROBUST = {"eval_robust_accuracy_eps0.05": 0.3}
 ROBUST_COLA = {"eval_robust_matthews_correlation_eps0.05": 0.1}  # each task's own metrics under attack

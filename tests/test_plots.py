@@ -10,7 +10,7 @@ from matplotlib.colors import to_hex
 from matplotlib.container import ErrorbarContainer
 from matplotlib.lines import Line2D
 
-from scripts import bench_report
+from benchmarks import bench_report
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 

@@ -3,7 +3,7 @@ robustness cells and the trade-off plot."""
 
 import pytest
 
-from scripts import bench_quality, sweep_report
+from benchmarks import bench_quality, sweep_report
 
 METRICS = {"sst2": "eval_accuracy", "cola": "eval_matthews_correlation"}
 STYLE = {

@@ -9,8 +9,8 @@ the quantity a per-example L2 perturbation δ of radius ε is bounded by (`adv_s
 counts differ (most sentence-level edits) have no such distance and are only counted. Writes the distribution per
 attack level and method, and the distance of one token swapped for another, next to the library's training radii.
 
-    python scripts/measure_edit_distance.py                       # MiniLM, AdvGLUE SST-2
-    python scripts/measure_edit_distance.py --model /path/to/fine-tuned --task sst2
+    python benchmarks/measure_edit_distance.py                       # MiniLM, AdvGLUE SST-2
+    python benchmarks/measure_edit_distance.py --model /path/to/fine-tuned --task sst2
 """
 
 import argparse

@@ -14,10 +14,10 @@ A record that lacks a measurement its task now asks for (an SST-2 run from befor
 before their PGD evaluation) is completed: from its kept model when `--models_dir` holds one (evaluation only,
 `scripts/attack.py`), else by training it again. Either way the new record replaces the old one.
 
-    python scripts/bench_quality.py                                   # the whole grid
-    python scripts/bench_quality.py --tasks sst2 --methods none pgd --seeds 1   # a part of it
-    python scripts/bench_quality.py --methods fgm pgd --settings adv_epsilon=0.05 adv_epsilon=0.1  # the ε sweep
-    python scripts/bench_report.py                                    # docs/RESULTS.md and plots from the results
+    python benchmarks/bench_quality.py                                   # the whole grid
+    python benchmarks/bench_quality.py --tasks sst2 --methods none pgd --seeds 1   # a part of it
+    python benchmarks/bench_quality.py --methods fgm pgd --settings adv_epsilon=0.05 adv_epsilon=0.1  # the ε sweep
+    python benchmarks/bench_report.py                                    # docs/RESULTS.md and plots from the results
 """
 
 import argparse

@@ -14,8 +14,8 @@ Variants are interleaved round by round after a warm-up, so drift hits all alike
 Shapes: real rows with dynamic padding (what users run), and fixed lengths built by packing consecutive rows.
 Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
 
-    python scripts/bench_speed.py --out docs/results/speed.json          # CPU here; --device cuda on a GPU
-    python scripts/bench_speed.py --variants r3f,awp --update            # add variants to the shapes measured
+    python benchmarks/bench_speed.py --out docs/results/speed.json          # CPU here; --device cuda on a GPU
+    python benchmarks/bench_speed.py --variants r3f,awp --update            # add variants to the shapes measured
 
 With `--variants`, only those (plus none and the floors, which their ratios need) are timed, and `--update` adds them
 to each shape of the existing file, recording that run's none and floors next to them.

@@ -20,7 +20,7 @@ Only MiniLM is pretrained here; the families are random initialisations from the
 is their initialiser's, and Gemma's module multiplies its output by sqrt(hidden)), which shows the scale differences
 a fixed radius meets, not a pretrained model's loss surface.
 
-    python scripts/measure_scale.py --model outputs/sst2_minilm_pgd_cpu   # a fine-tuned SST-2 classifier
+    python benchmarks/measure_scale.py --model outputs/sst2_minilm_pgd_cpu   # a fine-tuned SST-2 classifier
 """
 
 import argparse
