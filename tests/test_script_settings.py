@@ -33,12 +33,12 @@ def parse(*args):
 
 def test_save_steps_under_a_config_that_saves_nothing_is_named_with_it():
     with pytest.warns(UserWarning) as caught:
-        parse_config = ["configs/sst2_minilm_pgd_cpu.yaml", "--save_steps", "2", "--max_steps", "4"]
+        parse_config = ["configs/sst2_minilm_cpu.yaml", "--save_steps", "2", "--max_steps", "4"]
         run_glue.parse_arguments(parse_config)
     messages = [str(w.message) for w in caught if "has no effect" in str(w.message)]
     assert messages == [
         "`save_steps=2` (from the command line) has no effect: `save_strategy` is 'no' (from "
-        "configs/sst2_minilm_pgd_cpu.yaml). Pass `--save_strategy steps` to use it."
+        "configs/sst2_minilm_cpu.yaml). Pass `--save_strategy steps` to use it."
     ]
 
 
