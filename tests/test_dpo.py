@@ -102,7 +102,7 @@ def test_the_reference_forward_of_the_policy_sees_clean_embeddings(tmp_path, adv
 def test_readme_dpo_example_trains_the_adapters_on_the_perturbed_policy(tmp_path, monkeypatch):
     from tests.readme_examples import run_readme_example
 
-    trainer = run_readme_example("### With TRL's `DPOTrainer`", monkeypatch, tmp_path).trainer
+    trainer = run_readme_example("## With TRL's `DPOTrainer`", monkeypatch, tmp_path).trainer
     losses, adversarial = logged(trainer, "loss"), logged(trainer, "adv_loss")
     assert len(losses) == len(adversarial) == 4  # one epoch of 16 pairs, 4 per step
     assert losses[0] == pytest.approx(torch.log(torch.tensor(2.0)).item(), abs=1e-6)  # the policy is the reference

@@ -41,7 +41,7 @@ def test_readme_lora_example_moves_only_lora_and_head_weights(tmp_path, monkeypa
         original_init(self, model, *args, **kwargs)
 
     monkeypatch.setattr(AdversarialTrainer, "__init__", recording_init)
-    trainer = run_readme_example("### With PEFT (LoRA)", monkeypatch, tmp_path).trainer
+    trainer = run_readme_example("## With PEFT (LoRA)", monkeypatch, tmp_path).trainer
     changed = {name for name, p in trainer.model.named_parameters() if not torch.equal(p, initial[name])}
     trainable = {name for name, p in trainer.model.named_parameters() if p.requires_grad}
     assert changed == trainable and all(is_lora_or_head(name) for name in trainable)

@@ -1,7 +1,8 @@
-"""The README's examples cannot drift: the blocks marked `<!-- readme-test: run -->` run as written (offline, on the
-CPU, a few dozen rows), those marked `<!-- readme-test: run after the previous -->` after the block they continue,
-every other `scripts/run_glue.py` or `scripts/attack.py` command is parsed (config loaded, flags checked, nothing
-run), every `make` target exists, and every Python block compiles."""
+"""The examples of the README and of the docs pages cannot drift: the blocks marked `<!-- readme-test: run -->` run
+as written (offline, on the CPU, a few dozen rows), those marked `<!-- readme-test: run after the previous -->` after
+the block they continue (the README first, then the docs pages in name order), every other `scripts/run_glue.py` or
+`scripts/attack.py` command is parsed (config loaded, flags checked, nothing run), every `make` target exists, and
+every Python block compiles. The recipes' blocks (TRL, PEFT, ...) are run by their own tests (`run_readme_example`)."""
 
 import ast
 import json
@@ -18,13 +19,16 @@ from scripts import attack, run_glue
 from tests.glue_files import shared_glue
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text(encoding="utf-8")
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEXT = {page.relative_to(ROOT).as_posix(): page.read_text(encoding="utf-8") for page in PAGES}
 # `run`: the block runs as written; `run after the previous`: it runs after the previous marked block, in the same
 # script (it continues that example).
 BLOCK = re.compile(
     r"(?:<!-- readme-test: (?P<mark>run|run after the previous) -->\n)?```(?P<language>\w+)\n(?P<code>.*?)```", re.S
 )
-BLOCKS = [(match["language"], match["code"], match["mark"]) for match in BLOCK.finditer(README)]
+BLOCKS = [
+    (match["language"], match["code"], match["mark"]) for text in TEXT.values() for match in BLOCK.finditer(text)
+]
 # The README's paths assume `../shared/glue` beside the repository; the tests use wherever the data is.
 README_GLUE_DIR = "../shared/glue"
 
@@ -59,9 +63,11 @@ PARSED = [command for command in OTHER_BASH if script_arguments(command)]
 MAKE = [command for command in OTHER_BASH if command[0] == "make"]
 
 
-def test_the_readme_marks_a_command_and_a_python_example_to_run():
+def test_the_pages_mark_a_command_and_a_python_example_to_run():
     assert len(RUN_BASH) == 1
-    assert [run for _, run in RUN_PYTHON] == ["run", "run after the previous"]  # Use; its hyperparameter search
+    # The README's Use example; docs/defaults.md's hyperparameter search, which continues it.
+    assert [run for _, run in RUN_PYTHON] == ["run", "run after the previous"]
+    assert "<!-- readme-test: run after the previous -->" in TEXT["docs/defaults.md"]
     assert len(PARSED) >= 5 and len(MAKE) >= 2
 
 
@@ -110,7 +116,7 @@ def test_the_use_example_runs_as_written(tmp_path):
 @pytest.mark.slow
 def test_the_hyperparameter_search_example_runs_after_it(tmp_path):
     (use, _), (search, _) = RUN_PYTHON
-    # The search range as the README writes it, so that the bounds checked below follow the example when it changes.
+    # The search range as the page writes it, so that the bounds checked below follow the example when it changes.
     low, high = map(float, re.search(r'suggest_float\("adv_epsilon", ([\d.e-]+), ([\d.e-]+)', search).groups())
     stdout = run_example(use + "\n\n" + search, tmp_path)
     logs = [ast.literal_eval(line) for line in adversarial_log_lines(stdout)]
@@ -144,4 +150,14 @@ def test_make_targets_exist(command):
 @pytest.mark.parametrize("index", range(sum(language == "python" for language, _, _ in BLOCKS)))
 def test_python_blocks_compile(index):
     code = [code for language, code, _ in BLOCKS if language == "python"][index]
-    compile(code, f"README.md python block {index}", "exec")
+    compile(code, f"python block {index}", "exec")
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    """`make docs`: a broken link, a missing page of the nav or a docstring reference that does not resolve fails."""
+    pytest.importorskip("mkdocs", reason="the docs tools are in the `docs` extra: pip install -e .[docs]")
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Quick start" in (tmp_path / "site" / "index.html").read_text()  # the README's, included
+    assert "evaluate_robustness" in (tmp_path / "site" / "api" / "index.html").read_text()

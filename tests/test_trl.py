@@ -163,7 +163,7 @@ def test_smart_on_sft_is_refused_for_its_token_level_logits(tmp_path):
 
 
 def test_readme_sft_example_runs_and_counts_tokens_once(tmp_path, monkeypatch):
-    example = run_readme_example("### With TRL's `SFTTrainer`", monkeypatch, tmp_path)
+    example = run_readme_example("## With TRL's `SFTTrainer`", monkeypatch, tmp_path)
     trainer, train = example.trainer, example.train_dataset
     tokens = sum(len(ids) for ids in trainer.train_dataset["input_ids"])
     assert len(train) == len(trainer.train_dataset) and logged(trainer, "num_tokens")[-1] == tokens  # one epoch, once
