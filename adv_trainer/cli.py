@@ -18,8 +18,8 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from .adversarial_config import _DEFAULTS_HELP as DEFAULTS_HELP
-from .adversarial_config import DEFAULTS
 from .cpu_ddp import end_process_group
+from .defaults import DEFAULTS
 
 __all__ = ["DEBUG_ENV", "ScriptParser", "field_names", "guarded", "run_summary"]
 

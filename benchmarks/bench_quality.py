@@ -30,7 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from adv_trainer.adversarial_config import FIELDS_USED, AdversarialTrainingArguments
+from adv_trainer import AdversarialTrainingArguments
+from adv_trainer.defaults import FIELDS_USED
 
 # The numeric flags a `--settings` entry may set; those outside FIELDS_USED (the warm-up) every method but none reads.
 ADV_FLAGS = ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight", "adv_tau", "adv_start_step")

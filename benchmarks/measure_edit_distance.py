@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from adv_trainer.adversarial_config import DEFAULTS
+from adv_trainer.defaults import DEFAULTS
 from adv_trainer.robustness.advglue import load_advglue
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from adv_trainer.adversarial_config import DEFAULTS
+from adv_trainer.defaults import DEFAULTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

@@ -4,7 +4,7 @@ import pytest
 from transformers import HfArgumentParser
 
 from adv_trainer import AdversarialTrainingArguments
-from adv_trainer.adversarial_config import DEFAULTS
+from adv_trainer.defaults import DEFAULTS
 
 
 def make(**kwargs):

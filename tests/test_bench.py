@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from adv_trainer.adversarial_config import DEFAULTS
+from adv_trainer.defaults import DEFAULTS
 from benchmarks import advglue_report, bench_quality, bench_report, bench_speed
 from tests.tiny_models import classification_rows, collate, tiny_bert
 

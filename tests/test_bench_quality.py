@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adv_trainer.adversarial_config import DEFAULTS
+from adv_trainer.defaults import DEFAULTS
 from benchmarks import bench_quality
 
 ROBUST = {"eval_robust_accuracy_eps0.05": 0.3}

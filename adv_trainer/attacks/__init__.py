@@ -1,7 +1,7 @@
 """Training attacks, one per file (AWP on the weights, the others on the word-embedding output); `build_attack`
 makes the one the arguments name."""
 
-from ..adversarial_config import FOLLOW_EPSILON
+from ..defaults import FOLLOW_EPSILON
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
 from .creat import CreAT
