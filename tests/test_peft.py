@@ -7,7 +7,15 @@ from transformers import LlamaConfig, LlamaForSequenceClassification
 from adv_trainer import AdversarialTrainer
 from tests.readme_examples import run_readme_example
 from tests.test_attacks import EPS, assert_fgm_matches_the_hand_computation
-from tests.tiny_models import VOCAB, classification_rows, collate, max_weight_difference, tiny_bert, train
+from tests.tiny_models import (
+    VOCAB,
+    checkpointing,
+    classification_rows,
+    collate,
+    max_weight_difference,
+    tiny_bert,
+    train,
+)
 
 peft = pytest.importorskip("peft", reason="PEFT is in the `test` extra: pip install -e '.[test]'")
 
@@ -59,8 +67,7 @@ def test_lora_with_non_reentrant_gradient_checkpointing_gives_the_same_update(tm
         model,
         tmp_path / "checkpointed",
         rows,
-        gradient_checkpointing=True,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing(use_reentrant=False),
         **adv,
     )
     assert checkpointed.model.get_base_model().is_gradient_checkpointing

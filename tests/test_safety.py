@@ -10,6 +10,7 @@ from adv_trainer.embedding_hook import EmbeddingOutputHook
 from adv_trainer.unsupported import check_parallelism
 from tests.tiny_models import (
     arguments,
+    checkpointing,
     classification_rows,
     collate,
     dataset,
@@ -148,8 +149,7 @@ def test_non_reentrant_gradient_checkpointing_gives_the_same_update(tmp_path):
         rows,
         adv_method="pgd",
         adv_epsilon=0.3,
-        activation_checkpointing=True,
-        activation_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing(use_reentrant=False),
     )
     assert max_weight_difference(plain.model, checkpointed.model) < 1e-6
 
@@ -161,8 +161,7 @@ def test_reentrant_gradient_checkpointing_is_refused(tmp_path):
             tmp_path,
             classification_rows(8),
             adv_method="fgm",
-            activation_checkpointing=True,
-            activation_checkpointing_kwargs={"use_reentrant": True},
+            **checkpointing(use_reentrant=True),
         )
 
 

@@ -206,6 +206,13 @@ def dataset(rows):
     return Dataset.from_list(rows)
 
 
+def checkpointing(use_reentrant):
+    """Gradient checkpointing's arguments under the names this transformers knows: `activation_checkpointing*` from
+    5.23, `gradient_checkpointing*` (deprecated since) before, so that the tests run at the declared floor too."""
+    prefix = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
+    return {f"{prefix}_checkpointing": True, f"{prefix}_checkpointing_kwargs": {"use_reentrant": use_reentrant}}
+
+
 def arguments(tmp_path, args_class=AdversarialTrainingArguments, **overrides):
     """Deterministic CPU arguments: SGD without clipping, so that a wrong gradient scale shows in the weights."""
     settings = {
