@@ -176,11 +176,8 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_epsilon_warmup: float = field(
         default=0,
         metadata={
-            "help": "Linear warm-up of the perturbation's size: over this many optimizer steps from `adv_start_step`, "
-            "eps and the hyperparameters that follow it (alpha; FreeLB's random start) grow from 1/N of their value "
-            "to all of it, and `adv_epsilon` is logged each step. A fraction in (0, 1) is that share of the run's "
-            "optimizer steps, rounded up (like `warmup_steps`); 0 (the default) is no warm-up. Methods without eps "
-            "(r3f, none) have nothing to warm up."
+            "help": "N: a linear warm-up of eps (and of alpha, FreeLB's start) from eps/N to eps over the first N "
+            "adversarial steps; a fraction in (0, 1) is that share of the run, rounded up. 0: none (default)."
         },
     )
 

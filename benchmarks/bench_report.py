@@ -39,11 +39,11 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
 
 def robust_columns(metric):
     """(results key, column title) of the robustness measurements: the task's metric under embedding PGD, then the
-    word-substitution attack (SST-2)."""
+    embedding-neighbour word attack (SST-2)."""
     return [
         *[(bench_quality.pgd_key(metric, radius), f"PGD eps {radius}") for radius in bench_quality.PGD_RADII],
-        ("eval_attack_accuracy_under_attack", "word subst."),
-        ("eval_attack_success_rate", "subst. success"),
+        ("eval_embedding_neighbour_accuracy_under_attack", "word subst."),
+        ("eval_embedding_neighbour_success_rate", "subst. success"),
     ]
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Attack a fine-tuned model directory with the word-substitution attack (and, with --do_robust_eval, PGD on the
-word-embedding output); writes `eval_results.json` and `attack_examples_<split>.txt`.
+"""Attack a fine-tuned model directory with word-level attacks (PWWS by default; `--attack_methods pwws deepwordbug`)
+and, with --do_robust_eval, PGD on the word-embedding output; writes `eval_results.json`, the per-example
+`attack_records_<method>_<split>.jsonl` and `attack_examples_<method>_<split>.txt`.
 
 Examples:
     python scripts/attack.py --model_name_or_path outputs/sst2_minilm_pgd_cpu --task_name sst2 \\
@@ -11,7 +12,7 @@ It is `run_glue.py` with `--do_attack_eval` and no training: it takes the model,
 below, and refuses training flags. Results go to `<model>/attack` unless `--output_dir` says otherwise.
 
 `--do_advglue_eval` scores the model on AdvGLUE's human-checked adversarial examples instead (no GLUE dev data is
-read); add `--do_attack_eval` to run the word-substitution attack as well:
+read); add `--do_attack_eval` to run the word-level attacks as well:
 
     python scripts/attack.py --model_name_or_path outputs/sst2_minilm_pgd_cpu --task_name sst2 --do_advglue_eval
 """
@@ -54,7 +55,7 @@ def main(args=None):
     if "--output_dir" not in args and "--model_name_or_path" in args:
         model = args[args.index("--model_name_or_path") + 1]
         args += ["--output_dir", str(Path(model) / "attack")]
-    # AdvGLUE is itself an attack evaluation: asked for alone, it replaces the default word-substitution attack.
+    # AdvGLUE is itself an attack evaluation: asked for alone, it replaces the default word-level attack.
     if "--do_advglue_eval" in args and "--do_attack_eval" not in args:
         args += ["--do_attack_eval", "false"]
     run_glue.main(args, build_parser())

@@ -8,13 +8,10 @@ Examples:
     python scripts/run_glue.py configs/sst2_minilm_cpu.yaml --adv_method pgd --max_train_samples 64  # offline, CPU
     python scripts/run_glue.py configs/sst2.yaml --adv_method pgd --adv_k 3   # BERT-base from the hub, on a GPU
     python scripts/run_glue.py configs/sst2.yaml --adv_method freelb --num_train_epochs 2   # flags override the file
-    python scripts/run_glue.py --model_name_or_path bert-base-uncased --task_name mrpc --do_train --do_eval \\
-        --output_dir out/mrpc --adv_method pgd --adv_k 3
     torchrun --nproc_per_node 2 scripts/run_glue.py configs/sst2_minilm_cpu.yaml --adv_method pgd   # DDP, CPU or GPU
 
-Config files: a .yaml or .json file as the first argument gives the defaults (keys are the flag names, see
-configs/, one per task); later flags override it. The method is a flag: `--adv_method pgd` at its defaults (none, the
-default, is plain fine-tuning). `*_minilm_cpu.yaml` run offline on a CPU, the others are BERT-base on a GPU.
+Config files: a .yaml or .json file as the first argument gives the defaults (keys are the flag names; configs/ has
+one per task, the method is a flag); later flags override it. `*_minilm_cpu.yaml` run offline on a CPU.
 
 Data: `--glue_dir` (or GLUE_DIR) reads the original GLUE files; otherwise `../shared/glue` beside this repository when
 it holds the task, else the hub (`nyu-mll/glue`). `--train_file/--validation_file/--test_file` read your own data.
@@ -48,7 +45,8 @@ from adv_trainer.flag_dependencies import warn_ineffective_flags
 from adv_trainer.glue import METRIC_SCRIPT, TASKS, get_task, load_task_data, write_predictions
 from adv_trainer.robustness.advglue import advglue_tasks_for, load_advglue, normalise_label_name, write_records
 from adv_trainer.robustness.arguments import RobustnessArguments
-from adv_trainer.robustness.word_substitution import write_examples
+from adv_trainer.robustness.word_attack import write_examples
+from adv_trainer.robustness.word_attack import write_records as write_attack_records
 
 logger = logging.getLogger(__name__)
 
@@ -241,19 +239,17 @@ def main(args=None, parser=None):
             if robustness_args.do_robust_eval:
                 epsilons, steps = robustness_args.robust_epsilons, robustness_args.robust_steps
                 metrics.update(trainer.evaluate_robustness(eval_dataset, epsilons, steps, robustness_args.robust_norm))
-            if robustness_args.do_attack_eval:
-                attack_metrics, attacks = trainer.evaluate_word_substitution(
-                    eval_dataset, text_columns, robustness_args.attack_max_examples,
-                    progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
-                    max_words_fraction=robustness_args.attack_max_words_fraction,
-                    max_queries=robustness_args.attack_max_queries, neighbours=robustness_args.attack_neighbours,
-                    max_length=max_seq_length,
+            for method in robustness_args.attack_methods if robustness_args.do_attack_eval else []:
+                options = robustness_args.attack_options(method, max_seq_length, training_args.seed)
+                attack_metrics, attacks = trainer.evaluate_word_attack(
+                    eval_dataset, text_columns, method, robustness_args.attack_max_examples,
+                    progress=trainer.is_world_process_zero() and not training_args.disable_tqdm, **options,
                 )  # fmt: skip
                 metrics.update(attack_metrics)
                 if trainer.is_world_process_zero():
-                    write_examples(
-                        Path(training_args.output_dir) / f"attack_examples_{split}.txt", attacks, label_list
-                    )
+                    output_dir = Path(training_args.output_dir)
+                    write_examples(output_dir / f"attack_examples_{method}_{split}.txt", attacks, label_list)
+                    write_attack_records(output_dir / f"attack_records_{method}_{split}.jsonl", attacks)
             if split == "validation_mismatched":
                 metrics = {f"{key}_mm": value for key, value in metrics.items()}
             combined.update(metrics)

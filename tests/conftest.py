@@ -16,3 +16,17 @@ def added(monkeypatch):
 
     monkeypatch.setattr(EmbeddingOutputHook, "_add_delta", recording)
     return recorded
+
+
+@pytest.fixture
+def wordnet_data(monkeypatch):
+    """Points NLTK (and the processes a test starts) at the WordNet beside the repository; skips (under CI: fails)
+    when it is absent."""
+    import nltk
+
+    from tests.glue_files import shared_nltk_data
+
+    folder = str(shared_nltk_data())
+    monkeypatch.setenv("NLTK_DATA", folder)
+    monkeypatch.setattr(nltk.data, "path", [folder, *nltk.data.path])
+    return folder

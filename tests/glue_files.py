@@ -1,4 +1,5 @@
-"""The real GLUE copy beside the repository, and small files in the original GLUE layout for the other tasks."""
+"""The real data beside the repository (GLUE, WordNet), and small files in the original GLUE layout for the other
+tasks."""
 
 import os
 from pathlib import Path
@@ -6,6 +7,7 @@ from pathlib import Path
 import pytest
 
 SHARED_GLUE = Path(__file__).resolve().parent.parent.parent / "shared" / "glue"
+SHARED_NLTK_DATA = SHARED_GLUE.parent / "nltk_data"
 
 
 def shared_glue():
@@ -17,6 +19,18 @@ def shared_glue():
     message = f"the real GLUE files are not at {glue} (GLUE_DIR, else ../shared/glue)"
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; CI must run the real-data tests.")
+    pytest.skip(message)
+
+
+def shared_nltk_data():
+    """NLTK_DATA when set, else `../shared/nltk_data` (WordNet 3.0 in NLTK's layout); skips the test when it holds
+    no WordNet, except under CI, where its absence fails the run."""
+    folder = Path(os.environ["NLTK_DATA"]) if os.environ.get("NLTK_DATA") else SHARED_NLTK_DATA
+    if (folder / "corpora" / "wordnet").is_dir():
+        return folder
+    message = f"WordNet is not at {folder}/corpora/wordnet (NLTK_DATA, else ../shared/nltk_data)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message}; CI must run the WordNet tests.")
     pytest.skip(message)
 
 

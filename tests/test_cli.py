@@ -140,10 +140,12 @@ def test_attack_shows_progress_and_says_where_its_results_went(tmp_path, tiny_mo
                   "--max_train_samples", "16")  # fmt: skip
     capsys.readouterr()
     attack.main(["--model_name_or_path", str(trained), "--task_name", "sst2", "--glue_dir", str(glue),
-                 "--max_eval_samples", "5", "--attack_max_queries", "20", "--use_cpu", "true"])  # fmt: skip
+                 "--max_eval_samples", "5", "--attack_methods", "embedding_neighbour", "--attack_max_queries", "20",
+                 "--use_cpu", "true"])  # fmt: skip
     out, err = capsys.readouterr()
-    assert "Word-substitution attack" in err and "5/5" in err  # the tqdm bar, one tick per example
-    rate = json.loads((trained / "attack" / "all_results.json").read_text())["eval_attack_success_rate"]
+    assert "embedding_neighbour attack" in err and "5/5" in err  # the tqdm bar, one tick per example
+    key = "eval_embedding_neighbour_success_rate"
+    rate = json.loads((trained / "attack" / "all_results.json").read_text())[key]
     summary = out.splitlines()[-2:]
-    assert summary[0].startswith("Results: ") and f"eval_attack_success_rate {rate:.4g}" in summary[0]
+    assert summary[0].startswith("Results: ") and f"{key} {rate:.4g}" in summary[0]
     assert summary[1].startswith(f"Wrote to {trained / 'attack'}/:") and "eval_results.json" in summary[1]

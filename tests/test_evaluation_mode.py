@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from adv_trainer import AdversarialTrainer
-from tests.test_robustness_words import SENTENCE, classifier, tokenizer  # noqa: F401  (tokenizer is a fixture)
+from tests.test_embedding_neighbour import SENTENCE, classifier, tokenizer  # noqa: F401  (tokenizer is a fixture)
 from tests.tiny_models import arguments, classification_rows, dataset, tiny_bert, train
 
 pytest.importorskip("schedulefree", reason="schedule-free optimizers are in the `test` extra: pip install -e .[test]")
@@ -63,7 +63,9 @@ def test_the_word_attack_scores_the_weights_evaluate_scores(tmp_path, tokenizer)
     with torch.no_grad():
         training_predictions = [int(model.eval()(**inputs).logits.argmax()) for inputs in encoded]
     model.train()
-    metrics, results = trainer.evaluate_word_substitution(data, ["sentence"], max_queries=5, neighbours=2)
+    metrics, results = trainer.evaluate_word_attack(
+        data, ["sentence"], "embedding_neighbour", max_queries=5, neighbours=2
+    )
     assert [result.original_prediction for result in results] == [1 - p for p in training_predictions]
-    assert metrics["eval_attack_examples"] == len(texts)
+    assert metrics["eval_embedding_neighbour_examples"] == len(texts)
     assert model.training is True  # the trainer's model was in train mode before; it is again

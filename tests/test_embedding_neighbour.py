@@ -1,4 +1,4 @@
-"""The gradient-guided word-substitution attack: budgets, constraints, metrics, and `run_glue --do_attack_eval`."""
+"""The embedding-neighbour word attack: budgets, constraints, metrics, and `run_glue --do_attack_eval`."""
 
 import json
 
@@ -6,13 +6,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from adv_trainer.robustness.word_substitution import (
-    STOP_WORDS,
-    AttackResult,
-    WordSubstitutionAttack,
-    summarise,
-    write_examples,
-)
+from adv_trainer.robustness.embedding_neighbour import EmbeddingNeighbourAttack
+from adv_trainer.robustness.word_attack import STOP_WORDS, AttackResult, summarise, write_examples
 from scripts import run_glue
 from tests.glue_files import shared_glue
 from tests.test_run_glue import FAST, run, tiny_model  # noqa: F401  (tiny_model is a fixture)
@@ -42,7 +37,7 @@ def prediction(model, tokenizer, text):
 
 
 def test_whole_word_substitutes_exclude_pieces_stop_words_punctuation_and_specials(tokenizer):
-    attack = WordSubstitutionAttack(classifier(tokenizer), tokenizer)
+    attack = EmbeddingNeighbourAttack(classifier(tokenizer), tokenizer)
     tokens = set(tokenizer.convert_ids_to_tokens(attack.substitutes.tolist()))
     assert {"movie", "wonderful", "charm"} <= tokens
     assert not tokens & {"##s", "the", "and", ",", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "1999"}
@@ -52,7 +47,7 @@ def test_whole_word_substitutes_exclude_pieces_stop_words_punctuation_and_specia
 def test_a_successful_attack_flips_the_prediction_within_its_budgets(tokenizer):
     model = classifier(tokenizer)
     label = prediction(model, tokenizer, SENTENCE)
-    attack = WordSubstitutionAttack(model, tokenizer, max_words_fraction=0.5, max_queries=400, neighbours=20)
+    attack = EmbeddingNeighbourAttack(model, tokenizer, max_words_fraction=0.5, max_queries=400, neighbours=20)
     result = attack.attack([SENTENCE], label)
     assert result.status == "succeeded"
     original, adversarial = SENTENCE.split(), result.adversarial_text.split()
@@ -69,7 +64,7 @@ def test_a_successful_attack_flips_the_prediction_within_its_budgets(tokenizer):
 def test_word_and_query_budgets_stop_the_attack(tokenizer, fraction, queries):
     model = classifier(tokenizer, seed=1)
     label = prediction(model, tokenizer, SENTENCE)
-    attack = WordSubstitutionAttack(model, tokenizer, max_words_fraction=fraction, max_queries=queries)
+    attack = EmbeddingNeighbourAttack(model, tokenizer, max_words_fraction=fraction, max_queries=queries)
     result = attack.attack([SENTENCE], label)
     assert result.perturbed_words <= max(1, int(fraction * len(SENTENCE.split())))
     assert result.queries <= queries
@@ -78,7 +73,7 @@ def test_word_and_query_budgets_stop_the_attack(tokenizer, fraction, queries):
 def test_a_misclassified_example_is_skipped_and_a_pair_keeps_both_texts(tokenizer):
     model = classifier(tokenizer)
     wrong = 1 - prediction(model, tokenizer, SENTENCE)
-    attack = WordSubstitutionAttack(model, tokenizer)
+    attack = EmbeddingNeighbourAttack(model, tokenizer)
     skipped = attack.attack([SENTENCE], wrong)
     assert skipped.status == "skipped" and skipped.queries == 1 and skipped.adversarial_text == SENTENCE
     pair = attack.attack(["a cat sat on the mat .", "a dog slept on the rug ."], 0)
@@ -89,7 +84,7 @@ def test_a_misclassified_example_is_skipped_and_a_pair_keeps_both_texts(tokenize
 def test_the_attack_restores_the_model_mode_and_weights(tokenizer):
     model = classifier(tokenizer).train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    WordSubstitutionAttack(model, tokenizer, max_queries=30).attack([SENTENCE], 0)
+    EmbeddingNeighbourAttack(model, tokenizer, max_queries=30).attack([SENTENCE], 0)
     assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert all(p.grad is None for p in model.parameters())
 
@@ -117,18 +112,18 @@ def test_summary_follows_textattack_definitions(tmp_path):
     "kwargs,message",
     [
         ({"max_words_fraction": 0}, r"`max_words_fraction` must be in \(0, 1\], got 0"),
-        ({"max_queries": 0}, "`max_queries` and `neighbours` must be >= 1"),
-        ({"neighbours": 0}, "`max_queries` and `neighbours` must be >= 1"),
+        ({"max_queries": 0}, r"`max_queries` must be >= 1 or None \(no budget\), got 0"),
+        ({"neighbours": 0}, "`neighbours` must be >= 1, got 0"),
     ],
 )
 def test_bad_budgets_are_refused(tokenizer, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        WordSubstitutionAttack(classifier(tokenizer), tokenizer, **kwargs)
+        EmbeddingNeighbourAttack(classifier(tokenizer), tokenizer, **kwargs)
 
 
 def test_regression_models_and_empty_results_are_refused(tokenizer):
     with pytest.raises(ValueError, match="needs a classification model"):
-        WordSubstitutionAttack(classifier(tokenizer, num_labels=1), tokenizer)
+        EmbeddingNeighbourAttack(classifier(tokenizer, num_labels=1), tokenizer)
     with pytest.raises(ValueError, match="the dataset is empty"):
         summarise([])
 
@@ -138,15 +133,19 @@ def test_run_glue_adds_both_attacks_to_the_evaluation_results(tmp_path, tiny_mod
     out = run(
         tiny_model, tmp_path, "--task_name", "sst2", "--glue_dir", str(glue), "--do_train", "--do_eval",
         "--max_train_samples", "16", "--max_eval_samples", "12", "--do_robust_eval", "--robust_epsilons", "0", "0.5",
-        "--robust_steps", "3", "--do_attack_eval", "--attack_max_examples", "6", "--attack_max_queries", "40",
+        "--robust_steps", "3", "--do_attack_eval", "--attack_methods", "embedding_neighbour", "--attack_max_examples",
+        "6", "--attack_max_queries", "40",
     )  # fmt: skip
     results = json.loads((out / "eval_results.json").read_text())
     assert results["eval_robust_accuracy_eps0"] == results["eval_accuracy"]
     assert results["eval_robust_accuracy_eps0.5"] <= results["eval_accuracy"]
-    assert results["eval_attack_examples"] == 6
-    assert results["eval_attack_accuracy_under_attack"] <= results["eval_attack_original_accuracy"]
-    assert (out / "attack_examples_validation.txt").is_file()
-    assert {"eval_robust_accuracy_eps0.5", "eval_attack_success_rate"} <= set(
+    assert results["eval_embedding_neighbour_examples"] == 6
+    accuracy = results["eval_embedding_neighbour_accuracy_under_attack"]
+    assert accuracy <= results["eval_embedding_neighbour_original_accuracy"]
+    assert (out / "attack_examples_embedding_neighbour_validation.txt").is_file()
+    records = (out / "attack_records_embedding_neighbour_validation.jsonl").read_text().splitlines()
+    assert len(records) == 6 and {"label", "adversarial_text", "queries", "status"} <= set(json.loads(records[0]))
+    assert {"eval_robust_accuracy_eps0.5", "eval_embedding_neighbour_success_rate"} <= set(
         json.loads((out / "all_results.json").read_text())
     )
 
@@ -172,6 +171,7 @@ def test_attack_script_attacks_a_saved_model_directory(tmp_path, tiny_model):  #
     trained = run(tiny_model, tmp_path / "model", "--task_name", "sst2", "--glue_dir", str(glue), "--do_train",
                   "--max_train_samples", "16")  # fmt: skip
     attack.main(["--model_name_or_path", str(trained), "--task_name", "sst2", "--glue_dir", str(glue),
-                 "--max_eval_samples", "5", "--attack_max_queries", "20", "--use_cpu", "true"])  # fmt: skip
+                 "--max_eval_samples", "5", "--attack_methods", "embedding_neighbour", "--attack_max_queries", "20",
+                 "--use_cpu", "true"])  # fmt: skip
     results = json.loads((trained / "attack" / "eval_results.json").read_text())
-    assert results["eval_attack_examples"] == 5 and "eval_loss" not in results
+    assert results["eval_embedding_neighbour_examples"] == 5 and "eval_loss" not in results
