@@ -7,7 +7,8 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from adv_trainer.robustness.embedding_neighbour import EmbeddingNeighbourAttack
-from adv_trainer.robustness.word_attack import STOP_WORDS, AttackResult, summarise, write_examples
+from adv_trainer.robustness.word_attack import AttackResult, summarise, write_examples
+from adv_trainer.vocabulary import STOP_WORDS
 from scripts import run_glue
 from tests.glue_files import shared_glue
 from tests.test_run_glue import FAST, run, tiny_model  # noqa: F401  (tiny_model is a fixture)

@@ -8,8 +8,8 @@ import torch
 
 from adv_trainer.robustness import PWWS, DeepWordBug
 from adv_trainer.robustness.deepwordbug import character_edits
-from adv_trainer.robustness.word_attack import STOP_WORDS
 from adv_trainer.synonyms import word_synonyms
+from adv_trainer.vocabulary import STOP_WORDS
 from tests.glue_files import shared_glue
 from tests.test_embedding_neighbour import SENTENCE, classifier, tokenizer  # noqa: F401  (tokenizer is a fixture)
 from tests.test_run_glue import run, tiny_model  # noqa: F401  (tiny_model is a fixture)

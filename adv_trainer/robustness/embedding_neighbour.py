@@ -17,7 +17,8 @@ PWWS (WordNet synonyms) or DeepWordBug (character edits). Tested with WordPiece 
 import torch
 
 from ..embedding_hook import EmbeddingOutputHook, input_embedding
-from .word_attack import STOP_WORDS, WordAttack
+from ..vocabulary import whole_word_tokens
+from .word_attack import WordAttack
 
 __all__ = ["EmbeddingNeighbourAttack"]
 
@@ -40,7 +41,7 @@ class EmbeddingNeighbourAttack(WordAttack):
         if neighbours < 1:
             raise ValueError(f"`neighbours` must be >= 1, got {neighbours}.")
         self.neighbours = neighbours
-        self.substitutes = self._whole_word_tokens()  # (S,) token ids that may replace or be replaced
+        self.substitutes = whole_word_tokens(tokenizer)  # (S,) token ids that may replace or be replaced
         weight = input_embedding(model).weight.detach()[self.substitutes].float()
         self.unit_embeddings = weight / weight.norm(dim=1, keepdim=True).clamp_min(1e-12)  # (S, E)
         self.substitute_index = {token: i for i, token in enumerate(self.substitutes.tolist())}
@@ -89,15 +90,3 @@ class EmbeddingNeighbourAttack(WordAttack):
 
     def _word(self, token):
         return self.tokenizer.convert_tokens_to_string([self.tokenizer.convert_ids_to_tokens(token)]).strip()
-
-    def _whole_word_tokens(self):
-        """Token ids that are a whole alphabetic word on their own and not a stop word or special token."""
-        special = set(self.tokenizer.all_special_ids)
-        ids, strings = [], []
-        for token, i in self.tokenizer.get_vocab().items():
-            string = self.tokenizer.convert_tokens_to_string([token]).strip()
-            if i not in special and string.isalpha() and string.lower() not in STOP_WORDS:
-                ids.append(i)
-                strings.append(string)
-        encoded = self.tokenizer(strings, add_special_tokens=False)["input_ids"]
-        return torch.tensor(sorted(i for i, tokens in zip(ids, encoded, strict=True) if tokens == [i]))

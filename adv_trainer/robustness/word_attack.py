@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from ..vocabulary import STOP_WORDS
+
 __all__ = [
-    "STOP_WORDS",
     "AttackResult",
     "QueryBudgetSpent",
     "WordAttack",
@@ -24,15 +25,6 @@ __all__ = [
     "write_examples",
     "write_records",
 ]
-
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below between
-    both but by can did do does doing down during each few for from further had has have having he her here hers
-    herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
-    once only or other our ours ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were what when where
-    which while who whom why will with would you your yours yourself yourselves""".split()
-)
 
 
 @dataclass
