@@ -185,6 +185,7 @@ class AdversarialTrainingArguments(TrainingArguments):
         use_cpu_when_launched(self)  # `torchrun` on a machine without an accelerator: DDP on the CPU (cpu_ddp.py)
         super().__post_init__()
         self._adversarial_given = {name: getattr(self, name) for name in _ADVERSARIAL_FIELDS}
+        self._adversarial_changes = {}
         self.resolve_adversarial_fields()
 
     def adversarial_fields(self):
@@ -196,19 +197,25 @@ class AdversarialTrainingArguments(TrainingArguments):
         given, and resolves and validates the rest as at construction: a default that follows eps follows a changed
         eps. Returns {name: (before, after)} of the fields that end up different; raises ValueError as construction
         does for an invalid value."""
-        given = {name: value for name, value in self.adversarial_fields().items() if value != resolved[name]}
-        if not given:
+        changed = {name: value for name, value in self.adversarial_fields().items() if value != resolved[name]}
+        if not changed:
             return {}
-        self._adversarial_given.update(given)
+        # This run's changes stay given until `reset_adversarial_fields` (a new search trial) starts from construction.
+        changes = {**self._adversarial_changes, **changed}
         self.reset_adversarial_fields()
+        self._adversarial_changes = changes
+        for name, value in changes.items():
+            setattr(self, name, value)
         self.resolve_adversarial_fields()
         current = self.adversarial_fields()
         return {name: (resolved[name], value) for name, value in current.items() if value != resolved[name]}
 
     def reset_adversarial_fields(self):
-        """Sets every `adv_*` field back to its value at construction (`None` where a default was filled in)."""
+        """Sets every `adv_*` field back to its value at construction (`None` where a default was filled in),
+        forgetting the changes `apply_adversarial_changes` took."""
         for name, value in self._adversarial_given.items():
             setattr(self, name, value)
+        self._adversarial_changes = {}
 
     def resolve_adversarial_fields(self):
         """Validates the `adv_*` fields and fills those left at `None` from `DEFAULTS`, as at construction.

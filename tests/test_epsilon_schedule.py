@@ -90,3 +90,19 @@ def test_a_changed_eps_moves_the_alpha_that_follows_it_but_not_a_given_one(tmp_p
 def test_an_invalid_change_during_training_raises(tmp_path):
     with pytest.raises(ValueError, match=r"`adv_k` must be >= 1 for `adv_method='pgd'`, got 0"):
         train_with(tmp_path, SetEachStep("adv_k", [3, 0, 0, 0]), adv_method="pgd")
+
+
+def test_changes_during_a_run_are_kept_until_a_reset_starts_from_construction():
+    args = AdversarialTrainingArguments(output_dir="out", adv_method="pgd", adv_epsilon=0.1, report_to="none")
+    args.adv_epsilon = 0.4
+    assert args.apply_adversarial_changes({**args.adversarial_fields(), "adv_epsilon": 0.1}) == {
+        "adv_epsilon": (0.1, 0.4),
+        "adv_alpha": (pytest.approx(0.03), pytest.approx(0.12)),
+    }
+    args.adv_k = 5
+    resolved = {**args.adversarial_fields(), "adv_k": 3}
+    assert args.apply_adversarial_changes(resolved) == {"adv_k": (3, 5)}
+    assert (args.adv_epsilon, args.adv_k) == (0.4, 5)  # the earlier change is still given
+    args.reset_adversarial_fields()  # what a new hyperparameter-search trial does first
+    args.resolve_adversarial_fields()
+    assert (args.adv_epsilon, args.adv_k) == (0.1, 3) and args.adv_alpha == pytest.approx(0.03)
