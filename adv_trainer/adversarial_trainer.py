@@ -144,7 +144,7 @@ class AdversarialTrainer(Trainer):
                 logits, labels = robust_predictions(model, batches, eps, steps, norm, gather, alpha)
                 for key, value in metrics_of(logits, labels, self.compute_metrics, is_regression).items():
                     metrics[f"{metric_key_prefix}_robust_{key}_eps{eps:g}"] = value
-        self.log(metrics)
+        self.log(dict(metrics))  # a copy: `log` adds the epoch to the dict it is given
         return metrics
 
     def evaluate_word_attack(
@@ -161,6 +161,8 @@ class AdversarialTrainer(Trainer):
         (`eval_pwws_accuracy_under_attack`, ...) and logged, and one `AttackResult` per example. Raises ValueError for
         an unknown method or a trainer without a tokenizer.
         """
+        if isinstance(text_columns, str) or not text_columns:
+            raise ValueError(f"`text_columns` must list the text columns, e.g. ['sentence'], got {text_columns!r}.")
         if method not in WORD_ATTACKS:
             raise ValueError(f"`method` must be one of {sorted(WORD_ATTACKS)}, got {method!r}.")
         if self.processing_class is None:
@@ -169,7 +171,7 @@ class AdversarialTrainer(Trainer):
             attack = WORD_ATTACKS[method](model, self.processing_class, **options)
             results = attack_dataset(attack, eval_dataset, text_columns, max_examples, progress)
         metrics = {f"{metric_key_prefix}_{key}": value for key, value in summarise(results, method).items()}
-        self.log(metrics)
+        self.log(dict(metrics))  # a copy: `log` adds the epoch to the dict it is given
         return metrics, results
 
     def evaluate_advglue(self, path, task, max_length=None, label_names=None, padding=False, metric_key_prefix="eval"):

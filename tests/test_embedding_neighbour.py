@@ -79,7 +79,7 @@ def test_a_misclassified_example_is_skipped_and_a_pair_keeps_both_texts(tokenize
     assert skipped.status == "skipped" and skipped.queries == 1 and skipped.adversarial_text == SENTENCE
     pair = attack.attack(["a cat sat on the mat .", "a dog slept on the rug ."], 0)
     assert pair.original_text == "a cat sat on the mat . ||| a dog slept on the rug ."
-    assert pair.words == 14
+    assert pair.words == 12  # the two full stops are punctuation, not words
 
 
 def test_the_attack_restores_the_model_mode_and_weights(tokenizer):

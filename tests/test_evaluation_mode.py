@@ -20,7 +20,9 @@ def test_robustness_at_radius_zero_equals_evaluate_under_a_schedule_free_optimiz
     trainer = train(tiny_bert(), tmp_path, rows, optim="schedule_free_adamw", learning_rate=0.05, max_steps=4)
     trainer.compute_metrics = mean_logit
     data = dataset(rows)
-    robust = trainer.evaluate_robustness(data, epsilons=[0.0], steps=2)["eval_robust_mean_logit_eps0"]
+    metrics = trainer.evaluate_robustness(data, epsilons=[0.0], steps=2)
+    robust = metrics["eval_robust_mean_logit_eps0"]
+    assert "epoch" not in metrics  # what `log` adds stays in the log
     clean = trainer.evaluate(data)["eval_mean_logit"]
     trainer.optimizer.train()  # as the next training step would: the weights it steps from differ
     at_train_weights = trainer.evaluate_robustness(data, epsilons=[0.0], steps=2)["eval_robust_mean_logit_eps0"]
@@ -67,5 +69,5 @@ def test_the_word_attack_scores_the_weights_evaluate_scores(tmp_path, tokenizer)
         data, ["sentence"], "embedding_neighbour", max_queries=5, neighbours=2
     )
     assert [result.original_prediction for result in results] == [1 - p for p in training_predictions]
-    assert metrics["eval_embedding_neighbour_examples"] == len(texts)
+    assert metrics["eval_embedding_neighbour_examples"] == len(texts) and "epoch" not in metrics
     assert model.training is True  # the trainer's model was in train mode before; it is again

@@ -8,6 +8,7 @@ import torch
 
 from adv_trainer.robustness import PWWS, DeepWordBug
 from adv_trainer.robustness.deepwordbug import character_edits
+from adv_trainer.robustness.word_attack import is_word
 from adv_trainer.synonyms import word_synonyms
 from adv_trainer.vocabulary import STOP_WORDS
 from tests.glue_files import shared_glue
@@ -102,7 +103,8 @@ def test_deepwordbug_keeps_the_best_edit_of_the_highest_replace_1_words_first(to
     label = predicted(model, tokenizer, words)
     # The rule by hand: Replace-1 scores, then each word's four edits in that order, the best kept if it lowers P.
     p = probability(model, tokenizer, words, label)
-    candidates = [i for i, w in enumerate(words) if w.lower() not in STOP_WORDS]
+    candidates = [i for i, w in enumerate(words) if is_word(w) and w.lower() not in STOP_WORDS]
+    assert len(candidates) < len(words) - 4  # the commas, the full stop and the stop words are never edited
     score = {i: p - probability(model, tokenizer, replaced(words, i, tokenizer.unk_token), label) for i in candidates}
     rng = random.Random(f"7:{[words]}")  # the attack's generator: its seed and the example's words
     current, distance, changed, queries = list(words), 0, 0, 1 + len(candidates)

@@ -1,9 +1,10 @@
 """What every word-level attack shares: the example's words, the model's queries and their budget, the result.
 
-An example is one or more text columns (a sentence, or MRPC's two), each split on whitespace into words; every column
-may be attacked, as TextAttack does. A query is one model evaluation of one input. The constraints every attack keeps
-(TextAttack's `RepeatModification` and `StopwordModification`): a word is changed at most once, and stop words never.
-A subclass implements `search`, the algorithm of its paper.
+An example is one or more text columns (a sentence, or MRPC's two), each split on whitespace into tokens; a token
+with a letter or a digit is a word (punctuation, which GLUE's files separate by spaces, is not, as in TextAttack), and
+every column may be attacked, as TextAttack does. A query is one model evaluation of one input. The constraints every
+attack keeps (TextAttack's `RepeatModification` and `StopwordModification`): a word is changed at most once, and stop
+words never. A subclass implements `search`, the algorithm of its paper.
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ __all__ = [
     "WordAttack",
     "WordExample",
     "attack_dataset",
+    "is_word",
     "summarise",
     "write_examples",
     "write_records",
@@ -45,6 +47,15 @@ class AttackResult:
         return "succeeded" if self.adversarial_prediction != self.label else "failed"
 
 
+def is_word(token):
+    """Whether a whitespace-separated token is a word: it has a letter or a digit (`,` and `--` are not)."""
+    return any(character.isalnum() for character in token)
+
+
+def word_count(columns):
+    return sum(is_word(token) for column in columns for token in column)
+
+
 class QueryBudgetSpent(Exception):
     """Raised by `WordAttack.probabilities` when a batch of variants would exceed `max_queries`."""
 
@@ -62,12 +73,12 @@ class WordExample:
     changed: set = field(default_factory=set)  # (column, index) of the words changed so far
 
     def positions(self):
-        """(column, index) of every word that may change: not a stop word, not changed yet."""
+        """(column, index) of every word that may change: a word, not a stop word, not changed yet."""
         return [
             (column, index)
             for column, words in enumerate(self.words)
             for index, word in enumerate(words)
-            if word.lower() not in STOP_WORDS and (column, index) not in self.changed
+            if is_word(word) and word.lower() not in STOP_WORDS and (column, index) not in self.changed
         ]
 
     def word(self, position):
@@ -128,7 +139,7 @@ class WordAttack:
             label=label,
             original_prediction=prediction,
             adversarial_prediction=example.prediction,
-            words=sum(len(column) for column in words),
+            words=word_count(words),
             perturbed_words=len(example.changed),
             queries=example.queries,
             original_text=" ||| ".join(" ".join(column) for column in words),
@@ -141,7 +152,7 @@ class WordAttack:
 
     def word_budget(self, example):
         """The most words `example` may have changed."""
-        total = sum(len(column) for column in example.words)
+        total = word_count(example.words)
         return total if self.max_words_fraction == 1 else max(1, int(self.max_words_fraction * total))
 
     def probabilities(self, example, variants):
