@@ -35,6 +35,12 @@ def check_parallelism(trainer):
         )
     if getattr(trainer, "is_fsdp_enabled", False):
         _refuse("FSDP", "nested `no_sync` regions and several backwards per step are not verified with sharded grads.")
+    if trainer.args.fsdp:
+        # accelerate turns FSDP on only for accelerators: asked for elsewhere, the Trainer silently runs plain DDP.
+        _refuse(
+            f"`fsdp={trainer.args.fsdp!r}` where accelerate does not enable FSDP (no accelerator here)",
+            "the Trainer would run plain DDP without saying so. Drop `fsdp` to train with DDP.",
+        )
     if trainer.args.n_gpu > 1:
         _refuse(
             "nn.DataParallel (several GPUs in one process)",

@@ -90,3 +90,21 @@ def test_bare_torchrun_on_the_cpu_is_ddp_equal_to_one_process_with_the_global_ba
     for key, value in single.items():
         torch.testing.assert_close(ranks[0][key], ranks[1][key], atol=0, rtol=0, msg=key)
         torch.testing.assert_close(ranks[0][key], value, atol=2e-6, rtol=1e-5, msg=key)
+
+
+@pytest.mark.slow
+def test_fsdp_asked_for_on_cpus_is_refused_not_run_as_plain_ddp(tiny_model_and_rows, tmp_path):
+    # accelerate enables FSDP only for accelerators: under torchrun on CPUs the Trainer would quietly run DDP.
+    data = tiny_model_and_rows
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), str(ROOT / "scripts" / "run_glue.py"), "--model_name_or_path",
+        str(data / "model"), "--train_file", str(data / "train.csv"), *TRAINING, "--fsdp", "full_shard",
+        "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "fsdp"),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode != 0
+    assert "`fsdp=True` where accelerate does not enable FSDP (no accelerator here)" in completed.stderr
+    assert "would run plain DDP without saying so" in completed.stderr
+    assert not (tmp_path / "fsdp" / "model.safetensors").exists()
