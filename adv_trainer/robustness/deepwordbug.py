@@ -67,9 +67,7 @@ class DeepWordBug(WordAttack):
         positions = example.positions()
         if not positions:
             return
-        unknown = self.tokenizer.unk_token
-        masked = self.probabilities(example, [example.replaced(p, unknown) for p in positions])[:, example.label]
-        scores = (example.probability - masked).tolist()
+        scores = self.unknown_word_drops(example, positions).tolist()
         order = [p for _, p in sorted(zip(scores, positions, strict=True), key=lambda pair: -pair[0])]
         rng = random.Random(f"{self.seed}:{example.words}")
         budget, distance = self.word_budget(example), 0

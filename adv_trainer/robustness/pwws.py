@@ -39,9 +39,7 @@ class PWWS(WordAttack):
         positions = [p for p, synonyms in candidates.items() if synonyms]
         if not positions:
             return
-        unknown = self.tokenizer.unk_token
-        masked = self.probabilities(example, [example.replaced(p, unknown) for p in positions])[:, example.label]
-        saliency = example.probability - masked  # (W,)
+        saliency = self.unknown_word_drops(example, positions)  # (W,)
         variants = [(p, s) for p in positions for s in candidates[p]]
         scores = self.probabilities(example, [example.replaced(p, s) for p, s in variants])[:, example.label]
         best = {}  # position: (dP*, w*), the largest drop in P over its synonyms (the first of equal ones)

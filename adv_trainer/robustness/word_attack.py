@@ -165,6 +165,12 @@ class WordAttack:
             [self._forward(variants[i : i + self.batch_size]) for i in range(0, len(variants), self.batch_size)]
         )
 
+    def unknown_word_drops(self, example, positions):
+        """P(y | current) - P(y | current with the word at each of `positions` -> unk), `(W,)`: PWWS's word saliency,
+        DeepWordBug's Replace-1 score. One query per position."""
+        unknown = [example.replaced(position, self.tokenizer.unk_token) for position in positions]
+        return example.probability - self.probabilities(example, unknown)[:, example.label]
+
     def accept(self, example, position, word, probabilities):
         """Moves `example` to its current words with `word` at `position`, whose P(. | ...) is `probabilities`."""
         example.current = example.replaced(position, word)
