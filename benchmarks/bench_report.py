@@ -39,7 +39,7 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
 
 def robust_columns(metric):
     """(results key, column title) of the robustness measurements: the task's metric under embedding PGD, then the
-    embedding-neighbour word attack (SST-2)."""
+    embedding-neighbour word attack (SST-2 records from before PWWS and DeepWordBug, which have their own section)."""
     return [
         *[(bench_quality.pgd_key(metric, radius), f"PGD eps {radius}") for radius in bench_quality.PGD_RADII],
         ("eval_embedding_neighbour_accuracy_under_attack", "word subst."),
@@ -344,7 +344,7 @@ def reproduce_section():
         f"`{' '.join(bench_quality.COMMON)}` and, per task:",
     ]
     for task, flags in bench_quality.TASKS.items():
-        robustness = bench_quality.PGD_EVAL + bench_quality.WORD_ATTACK.get(task, [])
+        robustness = bench_quality.PGD_EVAL + bench_quality.word_attack_flags(task)
         advglue = bench_quality.advglue_flags(task, None)
         lines.append(f"  - {task}: `{' '.join(flags + robustness + advglue)}`")
     lines.append(

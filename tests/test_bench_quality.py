@@ -1,5 +1,5 @@
-"""The quality grid's bookkeeping: AdvGLUE outcomes kept per example, incomplete records replaced in place, runs keyed
-by the hyperparameters they trained with."""
+"""The quality grid's bookkeeping: AdvGLUE and word-attack outcomes kept per example, incomplete records replaced in
+place, runs keyed by the hyperparameters they trained with."""
 
 import json
 import multiprocessing
@@ -9,11 +9,166 @@ from pathlib import Path
 
 import pytest
 
-from adv_trainer.defaults import DEFAULTS
+from adv_trainer.adversarial_config import AdversarialMethod
+from adv_trainer.defaults import DEFAULTS, FIELDS_USED
 from benchmarks import bench_quality
+from scripts import attack, run_glue
 
 ROBUST = {"eval_robust_accuracy_eps0.05": 0.3}
 ROBUST_COLA = {"eval_robust_matthews_correlation_eps0.05": 0.1}  # each task's own metrics under attack
+ATTACKED = {"pwws": {"correct": [1]}, "deepwordbug": {"correct": [0]}}  # a record's word-attack outcomes (shortened)
+# attack_records rows: (label, original_prediction, adversarial_prediction, perturbed_words, words, queries).
+PWWS_ROWS = [(1, 1, 0, 2, 9, 40), (0, 0, 0, 0, 5, 22), (1, 0, 0, 0, 7, 1)]  # succeeded, failed, skipped
+DEEPWORDBUG_ROWS = [(1, 1, 1, 0, 9, 61), (0, 0, 1, 3, 5, 30), (1, 0, 0, 0, 7, 1)]  # failed, succeeded, skipped
+
+
+def write_attack_records(folder, attack, rows):
+    """`attack_records_<attack>_validation.jsonl` as run_glue.py writes it: the AttackResult fields and status."""
+    keys = ("label", "original_prediction", "adversarial_prediction", "perturbed_words", "words", "queries")
+    texts = {"original_text": "a fine film", "adversarial_text": "a fine movie", "status": "skipped"}
+    lines = [json.dumps(dict(zip(keys, row, strict=True)) | texts) + "\n" for row in rows]
+    (Path(folder) / f"attack_records_{attack}_validation.jsonl").write_text("".join(lines))
+
+
+def test_word_attack_outcomes_are_kept_per_example_in_dev_order(tmp_path, monkeypatch):
+    monkeypatch.setitem(bench_quality.WORD_ATTACK_EXAMPLES, "mrpc", 3)
+    write_attack_records(tmp_path, "pwws", PWWS_ROWS)
+    write_attack_records(tmp_path, "deepwordbug", DEEPWORDBUG_ROWS)
+    record = bench_quality.with_word_attacks({"task": "mrpc", "results": ROBUST}, tmp_path)
+    assert record["word_attacks"] == {
+        "pwws": {"correct": [0, 1, 0], "original_correct": [1, 1, 0], "perturbed_words": [2, 0, 0],
+                 "words": [9, 5, 7], "queries": [40, 22, 1]},
+        "deepwordbug": {"correct": [1, 0, 0], "original_correct": [1, 1, 0], "perturbed_words": [0, 3, 0],
+                        "words": [9, 5, 7], "queries": [61, 30, 1]},
+    }  # fmt: skip
+    assert bench_quality.complete(record)
+    # An MRPC or SST-2 record from before the word attacks, or with one of them, is trained again; CoLA has none.
+    assert not bench_quality.complete({"task": "mrpc", "results": ROBUST})
+    assert not bench_quality.complete({**record, "word_attacks": {"pwws": record["word_attacks"]["pwws"]}})
+    assert not bench_quality.complete({"task": "sst2", "results": ROBUST, "advglue": {"idx": [0]}})
+    assert bench_quality.complete({"task": "cola", "results": ROBUST_COLA})
+    assert bench_quality.with_word_attacks({"task": "cola"}, tmp_path) == {"task": "cola"}
+    assert bench_quality.with_word_attacks({"task": "mrpc"}, tmp_path / "absent") == {"task": "mrpc"}
+    # A file of fewer examples than the dev set (run_glue.py's default, 200) is refused, not kept as a subset.
+    monkeypatch.setitem(bench_quality.WORD_ATTACK_EXAMPLES, "mrpc", 4)
+    with pytest.raises(ValueError, match="has 3 examples, not the 4 of mrpc's dev set.*--attack_max_examples 4"):
+        bench_quality.with_word_attacks({"task": "mrpc", "results": ROBUST}, tmp_path)
+
+
+def fake_attacked_run_glue(calls):
+    """run_glue.py as the grid starts it: all_results.json, and the records of every attack it is asked for."""
+
+    def run_glue(command, check, stdout, env):
+        calls.append((command, env))
+        out = Path(command[command.index("--output_dir") + 1])
+        out.mkdir(parents=True)
+        (out / "all_results.json").write_text(json.dumps({"eval_f1": 0.8, **ROBUST}))
+        if "--do_attack_eval" in command:
+            examples = int(command[command.index("--attack_max_examples") + 1])
+            for attack in bench_quality.WORD_ATTACKS:
+                write_attack_records(out, attack, [(1, 1, 0, 1, 4, 9)] * examples)
+        if "--do_advglue_eval" in command:
+            row = {"idx": 0, "label": 1, "prediction": 1, "original_prediction": 0}
+            (out / "advglue_predictions_sst2.jsonl").write_text(json.dumps(row) + "\n")
+
+    return run_glue
+
+
+def test_a_run_attacks_every_dev_example_of_sst2_and_mrpc_with_pwws_and_deepwordbug(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_attacked_run_glue(calls))
+    nltk_data = tmp_path / "nltk_data"
+    nltk_data.mkdir()
+    monkeypatch.setattr(bench_quality, "SHARED_NLTK_DATA", nltk_data)
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    sst2 = bench_quality.run("sst2", "none", 2, {}, None, None, tmp_path / "models")
+    mrpc = bench_quality.run("mrpc", "pgd", 3, {}, None, None, tmp_path / "models")
+    for (command, env), examples, seed in zip(calls, (872, 408), (2, 3), strict=True):
+        start = command.index("--attack_methods") + 1
+        assert command[start : start + 2] == ["pwws", "deepwordbug"] and command[start + 2].startswith("--")
+        assert "embedding_neighbour" not in command and "--attack_max_queries" not in command
+        assert env["NLTK_DATA"] == str(nltk_data)  # WordNet beside the repository, as ../shared/glue is found
+        # As run_glue.py reads the command: both attacks on every dev example, no budget, DeepWordBug at the seed.
+        _, _, training, robustness = run_glue.parse_arguments(command[2:])
+        assert robustness.do_attack_eval and robustness.attack_methods == ["pwws", "deepwordbug"]
+        assert robustness.attack_max_examples == examples
+        assert robustness.attack_max_queries is None and robustness.attack_max_words_fraction is None
+        assert robustness.attack_options("deepwordbug", 128, training.seed)["seed"] == seed
+    assert [len(r["word_attacks"][a]["correct"]) for r in (sst2, mrpc) for a in ("pwws", "deepwordbug")] == [
+        872, 872, 408, 408
+    ]  # fmt: skip
+    assert bench_quality.complete(sst2) and bench_quality.complete(mrpc)
+    monkeypatch.setenv("NLTK_DATA", "/elsewhere")
+    bench_quality.run("cola", "none", 1, {}, None, None, tmp_path / "models")
+    command, env = calls[-1]
+    assert env["NLTK_DATA"] == "/elsewhere" and "--do_attack_eval" not in command  # CoLA: no word attacks
+
+
+def test_a_kept_model_gets_the_missing_word_attacks_without_training(tmp_path, monkeypatch):
+    monkeypatch.setitem(bench_quality.WORD_ATTACK_EXAMPLES, "mrpc", 3)
+    trained = bench_quality.hyperparameters("pgd", {})
+    model = kept_model(tmp_path, "mrpc_pgd_2_epsilon0.02", {"eval_f1": 0.8, "train_runtime": 9.0, **ROBUST}, trained)
+    commands = []
+
+    def fake_attack(command, check, stdout, env):
+        commands.append(command)
+        out = Path(command[command.index("--output_dir") + 1])
+        out.mkdir(exist_ok=True)
+        (out / "eval_results.json").write_text(json.dumps({"eval_pwws_accuracy_under_attack": 0.2}))
+        write_attack_records(out, "pwws", PWWS_ROWS)
+        write_attack_records(out, "deepwordbug", DEEPWORDBUG_ROWS)
+
+    monkeypatch.setattr(bench_quality.subprocess, "run", fake_attack)
+    old = {"task": "mrpc", "method": "pgd", "seed": 2, "hyperparameters": trained, "wall_s": 300, "results": {}}
+    record = bench_quality.evaluate_kept(old, None, tmp_path, glue_dir="glue")
+    (command,) = commands
+    assert command[1].endswith("attack.py") and "--do_train" not in command and "--do_robust_eval" not in command
+    assert command[command.index("--glue_dir") + 1] == "glue"  # the attacks read the dev set
+    _, _, training, robustness = attack.build_parser().parse_args_into_dataclasses(args=command[2:])
+    assert robustness.do_attack_eval and robustness.attack_methods == ["pwws", "deepwordbug"]
+    assert robustness.attack_max_examples == 3 and training.seed == 2  # DeepWordBug's edits, as in training
+    assert record["word_attacks"]["pwws"]["correct"] == [0, 1, 0] and bench_quality.complete(record)
+    assert record["results"] == {
+        "eval_f1": 0.8,
+        "train_runtime": 9.0,
+        **ROBUST,
+        "eval_pwws_accuracy_under_attack": 0.2,
+    }
+    # A record with its outcomes runs no attack again (here: only the PGD evaluation its kept model lacks).
+    shutil.rmtree(model / "evaluation")
+    (model / "all_results.json").write_text(json.dumps({"eval_f1": 0.8}))
+    bench_quality.evaluate_kept(record, None, tmp_path)
+    assert "--do_robust_eval" in commands[1] and "--attack_methods" not in commands[1]
+    assert commands[1][commands[1].index("--do_attack_eval") + 1] == "false"
+
+
+def test_a_kept_model_s_own_attack_records_complete_its_record_without_a_process(tmp_path, monkeypatch):
+    """A grid stopped between a run's end and its record: the training run's files hold every outcome."""
+    monkeypatch.setitem(bench_quality.WORD_ATTACK_EXAMPLES, "mrpc", 3)
+    model = kept_model(tmp_path, "mrpc_none_1", {"eval_f1": 0.8, **ROBUST}, {})
+    write_attack_records(model, "pwws", PWWS_ROWS)
+    write_attack_records(model, "deepwordbug", DEEPWORDBUG_ROWS)
+    monkeypatch.setattr(bench_quality.subprocess, "run", lambda *args, **kwargs: pytest.fail("no evaluation needed"))
+    stub = {"task": "mrpc", "method": "none", "seed": 1, "hyperparameters": {}, "wall_s": None, "results": {}}
+    record = bench_quality.evaluate_kept(stub, None, tmp_path)
+    assert record["results"] == {"eval_f1": 0.8, **ROBUST} and record["word_attacks"]["deepwordbug"]["queries"] == [
+        61, 30, 1
+    ]  # fmt: skip
+
+
+def test_every_adversarial_method_can_be_run_and_the_default_grid_is_the_eight_methods():
+    parser = bench_quality.build_parser()
+    assert parser.parse_args([]).methods == ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
+    every = [method.value for method in AdversarialMethod]
+    assert parser.parse_args(["--methods", *every]).methods == every  # a method added to the enum is a choice
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--methods", "pgd2"])
+    for method in every:  # and its run is keyed by what it trains with
+        trained = bench_quality.hyperparameters(method, {})
+        expected = () if method == "none" else (*FIELDS_USED[method], "adv_norm", "adv_scope", "adv_start_step")
+        assert list(trained) == list(expected), method
+        assert bench_quality.settings_of(method, trained) == {}
+        assert bench_quality.output_name("sst2", method, 1, trained).startswith(f"sst2_{method}_1")
 
 
 def test_advglue_outcomes_are_kept_per_example_in_file_order(tmp_path):
@@ -23,10 +178,10 @@ def test_advglue_outcomes_are_kept_per_example_in_file_order(tmp_path):
         {"idx": 5, "label": 0, "prediction": 0, "original_prediction": 0},
     ]
     (tmp_path / "advglue_predictions_sst2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    record = bench_quality.with_advglue({"task": "sst2", "results": ROBUST}, tmp_path)
+    record = bench_quality.with_advglue({"task": "sst2", "results": ROBUST, "word_attacks": ATTACKED}, tmp_path)
     assert record["advglue"] == {"idx": [7, 3, 5], "correct": [1, 0, 1], "benign_correct": [0, None, 1]}
     assert bench_quality.complete(record)
-    assert not bench_quality.complete({"task": "sst2", "results": ROBUST})  # no AdvGLUE outcomes
+    assert not bench_quality.complete({"task": "sst2", "results": ROBUST, "word_attacks": ATTACKED})  # no AdvGLUE
     assert not bench_quality.complete({**record, "results": {}})  # no PGD evaluation
     assert bench_quality.complete({"task": "cola", "results": ROBUST_COLA})  # not scored on AdvGLUE
     assert not bench_quality.complete({"task": "cola", "results": {}})
@@ -142,7 +297,7 @@ def test_a_kept_model_of_other_hyperparameters_is_not_reused(tmp_path, monkeypat
 
 
 def fake_evaluation(model, commands, results):
-    def fake_attack(command, check, stdout):
+    def fake_attack(command, check, stdout, env):
         commands.append(command)
         out = model / "evaluation"
         out.mkdir()
@@ -197,7 +352,7 @@ def test_a_kept_model_without_the_pgd_evaluation_gets_only_that(tmp_path, monkey
 
 
 def fake_run_glue(commands):
-    def run_glue(command, check, stdout):
+    def run_glue(command, check, stdout, env):
         commands.append(command)
         out = Path(command[command.index("--output_dir") + 1])
         out.mkdir(parents=True)  # as run_glue.py does
