@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import bootstrap
 
-__all__ = ["advglue_section", "paired_difference"]
+__all__ = ["advglue_section", "paired_bootstrap", "paired_difference"]
 
 BASELINE = "none"
 # The variant named in docs/results/advglue_preregistration.md before any result: CreAT at that day's documented
@@ -43,6 +43,18 @@ def paired_difference(method_runs, baseline_runs, confidence=0.95):
     method, baseline = per_example(method_runs), per_example(baseline_runs)
     if [r["advglue"]["idx"] for r in method_runs[:1]] != [r["advglue"]["idx"] for r in baseline_runs[:1]]:
         raise ValueError("The method's and the baseline's AdvGLUE records cover different examples.")
+    return paired_bootstrap(method, baseline, confidence)
+
+
+def paired_bootstrap(method, baseline, confidence=0.95):
+    """(difference, low, high) ×100 of outcomes `(seeds, examples)` of the same examples in the same order (the
+    method's and the baseline's seed counts may differ): the mean over examples of the method's seed average minus
+    the baseline's, and its percentile bootstrap interval over examples at `confidence`."""
+    if method.shape[1] != baseline.shape[1]:
+        raise ValueError(
+            f"The method's and the baseline's outcomes cover different examples ({method.shape[1]} and "
+            f"{baseline.shape[1]})."
+        )
     differences = method.mean(axis=0) - baseline.mean(axis=0)  # (examples,)
     interval = bootstrap(
         (differences,), np.mean, confidence_level=confidence, n_resamples=RESAMPLES, method="percentile",

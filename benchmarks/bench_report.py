@@ -2,9 +2,9 @@
 """Regenerates docs/RESULTS.md and its plots from the raw benchmark results alone.
 
 Reads docs/results/quality.jsonl (`bench_quality.py`) and docs/results/speed.json (`bench_speed.py`); either may be
-missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, robustness_<task>.png (tasks
-evaluated under attack), advglue_<task>.png, tradeoff_<task>.png (tasks with an ε sweep), speed.png and
-speed_growth.png.
+missing. Writes docs/RESULTS.md, docs/plots/quality_<task>.png, robustness_<task>.png (tasks evaluated under
+attack), advglue_<task>.png, tradeoff_<task>.png (tasks with an ε sweep), speed.png and speed_growth.png. The paired
+comparisons are `advglue_report.py` (AdvGLUE) and `word_attack_report.py` (PWWS and DeepWordBug).
 
     python benchmarks/bench_report.py
 """
@@ -27,10 +27,12 @@ import advglue_report  # noqa: E402
 import bench_quality  # noqa: E402
 import default_choice  # noqa: E402
 import sweep_report  # noqa: E402
+import word_attack_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-METHODS = ["none", "fgm", "pgd", "freelb", "smart", "r3f", "awp", "creat"]
+# The grid's methods, then those added to AdversarialMethod since (a method keeps its colour when one is added).
+METHODS = list(dict.fromkeys([*bench_quality.METHODS, *bench_quality.ALL_METHODS]))
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
 # One colour and one marker per method or speed variant, the same in every plot: no two lines look alike.
 COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy"]
@@ -364,6 +366,8 @@ def main():
     if quality.is_file():
         records = [json.loads(line) for line in quality.read_text().splitlines()]
         lines += quality_section(records)
+        by_run, _ = defaults_and_named(records)
+        lines += word_attack_report.word_attack_section(TASK_METRIC, METHODS, by_run)
         lines += sweep_report.sweep_section(records, TASK_METRIC, DOCS / "plots", lambda m: line_style(m, METHODS))
         lines += default_choice.choice_section(records, TASK_METRIC)
     speed = DOCS / "results" / "speed.json"

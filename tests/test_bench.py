@@ -112,6 +112,10 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     assert "| none | 2 | 81.5 ± 0.7 | 30.0 ± 0.0 | 2.0 (?) |" in report
     assert "| pgd | 2 | 84.5 ± 0.7 | 30.0 ± 0.0 | 5.0 (1t) · 2.0 (?) |" in report
     assert "| none | 1 | 20.0 | 1.0 (?) |" in report  # one seed: no spread
+    # The grid's flags per task: PWWS and DeepWordBug on every dev example of SST-2 and MRPC.
+    attacks = "--do_attack_eval --attack_methods pwws deepwordbug --attack_max_examples"
+    assert f"--robust_steps 5 {attacks} 872 --do_advglue_eval`" in report and f"{attacks} 408`" in report
+    assert "\nNo quality-grid record has word-attack outcomes yet (`benchmarks/bench_quality.py`).\n" in report
     assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 | 1000 |" in report
     assert "| dynamic | pgd-k3 1.04 | 0.75 | 0.80 | 0.85 |" in report  # the targets, recipes excluded from "worst"
     assert "| r3f | 3.900 | 3.800–4.100 | 3.90 | 1.03 | – |" in report  # added by a run with --no-memory
