@@ -1,11 +1,14 @@
 """Adversarial fine-tuning of language models with Hugging Face `Trainer`: FGM, PGD, FreeLB, SMART, R3F and CreAT
-on the word-embedding output and AWP on the weights, correct under gradient accumulation, mixed precision and DDP."""
+on the word-embedding output, ASCC within the convex hulls of each word's synonyms and AWP on the weights, correct
+under gradient accumulation, mixed precision and DDP."""
 
 from .adversarial_config import AdversarialTrainingArguments
 from .adversarial_trainer import AdversarialTrainer
-from .attacks import AWP, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
+from .attacks import ASCC, AWP, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
+from .synonym_table import SynonymTable, synonym_table
 
 __all__ = [
+    "ASCC",
     "AWP",
     "AdversarialTrainer",
     "AdversarialTrainingArguments",
@@ -16,4 +19,6 @@ __all__ = [
     "PGD",
     "R3F",
     "SMART",
+    "SynonymTable",
+    "synonym_table",
 ]

@@ -29,12 +29,15 @@ class AdversarialMethod(str, enum.Enum):
     R3F = "r3f"
     AWP = "awp"
     CREAT = "creat"
+    ASCC = "ascc"
 
 
 # The methods `adv_scope="vocab"` (the weight-editing recipe's semantics) applies to.
 EMBEDDING_RECIPE_METHODS = (AdversarialMethod.FGM, AdversarialMethod.PGD, AdversarialMethod.FREELB)
 # Methods that regularise the divergence between clean and perturbed predictions instead of adding a perturbed loss.
 SMOOTHNESS_METHODS = (AdversarialMethod.SMART, AdversarialMethod.R3F)
+# Methods whose perturbations are made of the synonyms of each token (the tokenizer's `synonym_table`).
+SYNONYM_METHODS = (AdversarialMethod.ASCC,)
 
 
 class AdversarialNoise(str, enum.Enum):
@@ -74,14 +77,10 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_method: str = field(
         default="none",
         metadata={
-            "help": "Adversarial training method: `none` (plain fine-tuning), `fgm` (one normalised gradient step, "
-            "Miyato et al. 2017), `pgd` (K projected steps, Madry et al. 2018), `freelb` (K steps with parameter "
-            "gradients averaged along the path, Zhu et al. 2020), `smart` (K ascent steps on the symmetric KL between "
-            "clean and perturbed predictions, added as a smoothness regulariser, Jiang et al. 2020), `r3f` (the same "
-            "regulariser at random noise, no ascent step, Aghajanyan et al. 2021), `awp` (adversarial weight "
-            "perturbation: the adversarial pass runs at weights moved up the loss, Wu et al. 2020), `creat` (an "
-            "ascent step that raises the loss and pushes the last hidden states away from the clean ones, training "
-            "on the mean of the clean and adversarial losses, Wu et al. 2023).",
+            "help": "Adversarial training method (docs/methods.md): `none` (plain fine-tuning), `fgm` (Miyato et al. "
+            "2017), `pgd` (Madry et al. 2018), `freelb` (Zhu et al. 2020), `smart` (Jiang et al. 2020), `r3f` "
+            "(Aghajanyan et al. 2021), `awp` (on the weights, Wu et al. 2020), `creat` (Wu et al. 2023), `ascc` (in "
+            "the convex hulls of each word's WordNet synonyms, Dong et al. 2021; needs the tokenizer).",
             "choices": [m.value for m in AdversarialMethod],
         },
     )
@@ -97,13 +96,15 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "alpha: the size of each ascent step of PGD, FreeLB, SMART and CreAT; AWP: the step relative to "
-            "each weight tensor's norm. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and "
+            "each weight tensor's norm; ASCC: Adam's learning rate on the hull weights' logits. "
+            + _DEFAULTS_HELP
+            + " Unset with a finite `adv_epsilon` given, PGD's and "
             "FreeLB's alpha is 0.3 eps and SMART's and CreAT's eps (their rows' ratio)."
         },
     )
     adv_k: int | None = field(
         default=None,
-        metadata={"help": "K: the number of ascent steps of PGD, FreeLB, SMART and CreAT. " + _DEFAULTS_HELP},
+        metadata={"help": "K: the number of ascent steps of PGD, FreeLB, SMART, CreAT and ASCC. " + _DEFAULTS_HELP},
     )
     adv_norm: str = field(
         default="l2",
@@ -151,8 +152,9 @@ class AdversarialTrainingArguments(TrainingArguments):
         metadata={
             "help": "w: weight of the adversarial loss; the parameter gradient is grad L(e) + w * (adversarial "
             "term). 1 (the default) is the recipes' plain sum. For SMART and R3F, lambda: the weight of the "
-            "symmetric-KL (MSE for regression) regulariser. For CreAT, the parameters train on "
-            "(L(e) + w * L(e + delta)) / (1 + w): w = 1 is the paper's mean of the clean and adversarial losses."
+            "symmetric-KL (MSE for regression) regulariser; ASCC: beta, of its KL term. For CreAT, the parameters "
+            "train on (L(e) + w * L(e + delta)) / (1 + w): w = 1 is the paper's mean of the clean and adversarial "
+            "losses."
         },
     )
     adv_tau: float | None = field(
@@ -161,6 +163,19 @@ class AdversarialTrainingArguments(TrainingArguments):
             "help": "tau: CreAT's weight of the cosine similarity between the last hidden states at the perturbed and "
             "at the clean input, subtracted from the task loss in its ascent objective (1 in the paper). 0 makes its "
             "ascent a PGD step on the task loss from the noise start. " + _DEFAULTS_HELP
+        },
+    )
+    adv_sparsity: float | None = field(
+        default=None,
+        metadata={
+            "help": "ASCC's sparsity weight: of the entropy of the hull weights (per example, averaged over its "
+            "tokens) in its ascent objective. " + _DEFAULTS_HELP
+        },
+    )
+    adv_synonyms: int | None = field(
+        default=None,
+        metadata={
+            "help": "ASCC: a token's convex hull has it and its first N synonyms (WordNet's order). " + _DEFAULTS_HELP
         },
     )
     adv_start_step: float = field(
@@ -243,6 +258,11 @@ class AdversarialTrainingArguments(TrainingArguments):
                 f"`adv_norm='{self.adv_norm}'` does not apply to `adv_method='awp'`: its step is relative to each "
                 "weight tensor's L2 norm and its box is per element. Leave `adv_norm` at 'l2'."
             )
+        if self.adv_method in SYNONYM_METHODS and self.adv_norm != AdversarialNorm.L2:
+            raise ValueError(
+                f"`adv_norm='{self.adv_norm}'` does not apply to `adv_method='{self.adv_method}'`: its perturbations "
+                "are bounded by the convex hull of each word's synonyms, not by a norm. Leave `adv_norm` at 'l2'."
+            )
         defaults = DEFAULTS[(self.adv_method, self.adv_scope, self.adv_norm)]
         follow = self.adv_epsilon is not None and math.isfinite(self.adv_epsilon)
         for name, value in defaults.items():
@@ -312,6 +332,16 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`adv_tau` must be >= 0 and finite, got {self.adv_tau}; it weighs CreAT's cosine similarity (1 in "
                 "the paper)."
+            )
+        if "adv_sparsity" in used and not 0 <= self.adv_sparsity < math.inf:
+            raise ValueError(
+                f"`adv_sparsity` must be >= 0 and finite, got {self.adv_sparsity}; it weighs ASCC's entropy term "
+                "(15/64 per example, the paper's)."
+            )
+        if "adv_synonyms" in used and self.adv_synonyms < 1:
+            raise ValueError(
+                f"`adv_synonyms` must be >= 1 for `adv_method='{method}'`, got {self.adv_synonyms}: it caps the "
+                "synonyms of each token's hull (e.g. 19)."
             )
         if not 0 <= self.adv_weight < math.inf:
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")

@@ -4,7 +4,7 @@ from accelerate.utils.memory import clear_device_cache
 from transformers import Trainer
 from transformers.utils import logging
 
-from .adversarial_config import AdversarialTrainingArguments, steps_of
+from .adversarial_config import SYNONYM_METHODS, AdversarialTrainingArguments, steps_of
 from .adversarial_metrics import AdversarialMetrics
 from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
@@ -17,6 +17,7 @@ from .robustness.embedding_pgd import check_robustness_arguments, metrics_of, ro
 from .robustness.evaluation_mode import evaluation_mode
 from .robustness.word_attack import attack_dataset, summarise
 from .sequence_layout import check_packing_is_honoured, packed_sequences
+from .synonym_table import synonym_table
 from .unsupported import check_class_order, check_model, check_parallelism
 
 __all__ = ["AdversarialTrainer"]
@@ -26,7 +27,8 @@ logger = logging.get_logger(__name__)
 
 class AdversarialTrainer(Trainer):
     r"""A drop-in `Trainer` for adversarial fine-tuning: FGM, PGD, FreeLB, SMART, R3F, CreAT on the embedding output,
-    AWP on the weights.
+    ASCC within the convex hulls of each word's synonyms (from the tokenizer, `processing_class`), AWP on the
+    weights.
 
     Each training step runs the clean forward and backward, then the attack's passes with a perturbation added to
     the output of `model.get_input_embeddings()` by a forward hook that exists only inside `training_step`. The
@@ -37,12 +39,15 @@ class AdversarialTrainer(Trainer):
     once on the first batch (`loss_normalisation`), not guessed from its signature; set `loss_is_scaled_for_ga` to
     True or False to skip the measurement. `args` must be `AdversarialTrainingArguments`; `adv_method="none"` is plain
     fine-tuning with that same loss scaling.
+
+    `synonyms`: the `SynonymTable` (token id -> synonym token ids) of the synonym-aware methods (`ascc`); by default
+    `synonym_table(tokenizer)` of `processing_class`, from WordNet.
     """
 
     # None: measure whether the loss divides by `num_items_in_batch`. True/False: trust the user (as in transformers).
     loss_is_scaled_for_ga = None
 
-    def __init__(self, model=None, args=None, *trainer_args, **trainer_kwargs):
+    def __init__(self, model=None, args=None, *trainer_args, synonyms=None, **trainer_kwargs):
         if args is None:
             args = AdversarialTrainingArguments(output_dir="tmp_trainer")
         if not isinstance(args, AdversarialTrainingArguments):
@@ -50,6 +55,7 @@ class AdversarialTrainer(Trainer):
         check_class_order(type(self), AdversarialTrainer, Trainer)
         super().__init__(model, args, *trainer_args, **trainer_kwargs)
         check_parallelism(self)
+        self._synonym_table = synonyms
         self._build_attack()
         self._loss_divides_by_num_items = None
         self._model_checked = False
@@ -103,7 +109,7 @@ class AdversarialTrainer(Trainer):
         if groups is not None and not self._packing_checked:
             self._packing_checked = check_packing_is_honoured(unwrapped, inputs, groups)
         scale = self._epsilon_scale()
-        attack = self.attack if scale == 1 else build_attack(self.args, epsilon_scale=scale)
+        attack = self.attack if scale == 1 else build_attack(self.args, scale, self._synonyms())
         with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
             passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
             clean_loss = attack.clean_pass(passes)
@@ -204,8 +210,25 @@ class AdversarialTrainer(Trainer):
         return min(1.0, (self.state.global_step - self._first_adversarial_step() + 1) / warmup)
 
     def _build_attack(self):
-        self.attack = build_attack(self.args)
+        self.attack = build_attack(self.args, synonyms=self._synonyms())
         self._attack_built_from = self.args.adversarial_fields()
+
+    def _synonyms(self):
+        """The `SynonymTable` of the synonym-aware methods, else None: the one given as `synonyms`, or the
+        tokenizer's (built once, cached on disk)."""
+        if self.args.adv_method not in SYNONYM_METHODS:
+            return None
+        if self._synonym_table is not None:
+            return self._synonym_table
+        tokenizer = getattr(self.processing_class, "tokenizer", self.processing_class)  # a processor holds one
+        if not callable(getattr(tokenizer, "get_vocab", None)):
+            raise ValueError(
+                f"`adv_method='{self.args.adv_method}'` substitutes WordNet synonyms from the tokenizer's "
+                f"vocabulary, but the trainer has no tokenizer (`processing_class={self.processing_class!r}`). Pass "
+                "`processing_class=tokenizer` to the trainer."
+            )
+        self._synonym_table = synonym_table(tokenizer)
+        return self._synonym_table
 
     def _follow_argument_changes(self):
         """`args.adv_*` changed since the attack was built (a callback's own schedule, say): the changed values are

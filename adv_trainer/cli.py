@@ -121,7 +121,8 @@ def effective_default(name):
     "Default: l2: 0.02 (fgm, pgd), 0.05 (freelb, smart, creat), 0.001 (awp); linf: 0.001 (fgm, pgd, ...); ..."."""
     key = name.removeprefix("adv_")
     if key == "weight":
-        return "Default: 1.0 for every method."
+        others = [f"{method}: {values[key]}" for (method, _, _), values in DEFAULTS.items() if key in values]
+        return f"Default: 1.0; {', '.join(others)}." if others else "Default: 1.0 for every method."
     parts = []
     for scope, norm in (("example", "l2"), ("example", "linf"), ("vocab", "l2"), ("vocab", "linf")):
         methods_by_value = {}

@@ -82,6 +82,7 @@ class PerturbationSpace:
     def __init__(self, norm, scope, attention_mask, input_ids, dim, groups=None):
         self.ball = BALLS[norm]
         self.dim = dim
+        self.shape = (*attention_mask.shape, dim)  # (B, T, E) of the embedding output
         self.position_mask = attention_mask.float()  # (B, T)
         self.skipped = torch.zeros((), device=attention_mask.device)
         if scope == "vocab":

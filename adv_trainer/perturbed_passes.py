@@ -2,6 +2,8 @@
 
 import contextlib
 
+import torch
+
 from .last_hidden_state import LastHiddenState, representation_similarity
 from .perturbation_space import PerturbationSpace
 from .prediction_divergence import prediction_divergence, sequence_logits
@@ -108,23 +110,63 @@ class PerturbedPasses:
         self.trainer.accelerator.backward(divergence, inputs=[position_delta])
         return self.space.gradient(position_delta.grad)
 
-    def regularized_pass(self, delta, weight):
-        """The final pass of SMART/R3F: grad_theta [L(e) + weight * D(f(e), f(e + delta))], after `clean_forward`.
+    def regularized_pass(self, delta, weight, divergence=None, in_positions=False):
+        """The final pass of SMART/R3F/ASCC: grad_theta [L(e) + weight * D(f(e), f(e + delta))], after
+        `clean_forward`.
 
-        One backward through the clean and the perturbed forward. D, the per-example divergence averaged over the
-        micro-batch, is scaled like a mean loss (1 / micro-batches of the step) whatever the task loss does, so
-        equal micro-batches accumulate to the large batch's mean.
+        One backward through the clean and the perturbed forward (and through `delta` itself where it has a graph:
+        ASCC's hull points are made of embedding rows). D, the per-example `divergence` (default: the symmetric KL)
+        averaged over the micro-batch, is scaled like a mean loss (1 / micro-batches of the step) whatever the task
+        loss does, so equal micro-batches accumulate to the large batch's mean. `delta` is in the space's slots, or
+        `(B, T, E)` with `in_positions=True`.
         """
         if self.final_pass_done:
             raise RuntimeError("An attack ran a parameter pass after its final one.")
-        position_delta = self.space.positions(delta)
+        position_delta = delta if in_positions else self.space.positions(delta)
         _, outputs = self._loss(position_delta, final=True, return_outputs=True)
         logits = sequence_logits(outputs, len(self.clean_logits))
-        divergence = prediction_divergence(self.clean_logits, logits).mean()
+        divergence = (divergence or prediction_divergence)(self.clean_logits, logits).mean()
         divergence = divergence / self.trainer._micro_batches_per_step()
         self.adversarial_losses.append(divergence.detach())
         self.trainer.accelerator.backward(self.clean_loss + weight * divergence)
         self.final_pass_done = True
+
+    @contextlib.contextmanager
+    def without_dropout(self):
+        """The model in eval mode inside (dropout off: ASCC's ascent, as in its paper's code), in training mode
+        after."""
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train()
+
+    def logits(self, position_delta):
+        """The `(batch, classes)` logits at `(B, T, E)` `position_delta` (None: the clean input), after
+        `clean_forward`: with the graph to `position_delta` where it requires grad, else a forward without
+        gradients. No parameter gradient is computed and no gradient reduction runs."""
+        if position_delta is not None and position_delta.requires_grad:
+            _, outputs = self._loss(position_delta, final=False, return_outputs=True)
+        else:
+            with torch.no_grad():
+                _, outputs = self._loss(position_delta, final=False, return_outputs=True, without_gradients=True)
+        return sequence_logits(outputs, len(self.clean_logits))
+
+    def input_ids(self):
+        """The `(B, T)` token ids of the micro-batch in the embedding output's layout (synonym-aware methods)."""
+        if self.inputs.get("input_ids") is None:
+            raise ValueError(
+                f"`adv_method='{self.trainer.args.adv_method}'` substitutes synonyms of the batch's tokens and needs "
+                "`input_ids` in it."
+            )
+        return as_embedding_layout(self.inputs["input_ids"], "input_ids", self.space.shape)
+
+    def gradient_of(self, objective, tensor):
+        """d(objective)/d(tensor), through `accelerator.backward` (fp16 loss scaling applies: the gradient may be
+        scaled, which ascent directions and Adam steps are invariant to); no parameter gradient is computed."""
+        self.trainer.accelerator.backward(objective, inputs=[tensor])
+        gradient, tensor.grad = tensor.grad, None
+        return gradient
 
     def representation_clean(self, weight):
         """CreAT's clean pass: forward and backward of `weight` * L(e) at delta = 0; sets `space` and `clean_hidden`,
@@ -155,9 +197,9 @@ class PerturbedPasses:
         self.trainer.accelerator.backward(loss - tau * similarity, inputs=[position_delta])
         return self.space.gradient(position_delta.grad)
 
-    def _loss(self, position_delta, final, return_outputs=False):
+    def _loss(self, position_delta, final, return_outputs=False, without_gradients=False):
         """The scaled loss with `position_delta` added to the embedding output (and the model output if asked)."""
-        self.hook.start_pass(position_delta)
+        self.hook.start_pass(position_delta, without_gradients=without_gradients)
         sync_context = contextlib.nullcontext() if final else self.trainer.accelerator.no_sync(self.model)
         with sync_context, self.trainer.compute_loss_context_manager():
             # `compute_loss` may pop `labels` from the dict it gets, so each pass gets its own.

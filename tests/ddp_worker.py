@@ -62,6 +62,7 @@ def main():
             train_dataset=tiny_models.dataset(rows),
             data_collator=tiny_models.collate,
             compute_loss_func=compute_loss_func,
+            **tiny_models.synonyms_for(ReductionCountingTrainer, args),
         )
         trainer.train()
         results[name] = {

@@ -37,9 +37,10 @@ def test_cli_accepts_inf_as_the_unbounded_radius():
 @pytest.mark.parametrize("method,scope,norm", [key for key in DEFAULTS], ids=["-".join(key) for key in DEFAULTS])
 def test_every_default_row_is_filled_in_and_valid(method, scope, norm):
     args = make(adv_method=method, adv_scope=scope, adv_norm=norm)
-    for name, value in DEFAULTS[(method, scope, norm)].items():
+    row = DEFAULTS[(method, scope, norm)]
+    for name, value in row.items():
         assert getattr(args, f"adv_{name}") == value
-    assert args.adv_weight == 1.0
+    assert args.adv_weight == row.get("weight", 1.0)  # ASCC's beta = 4; the others' plain sum
 
 
 def test_explicit_values_override_the_defaults():
@@ -107,7 +108,8 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
     [
         (
             {"adv_method": "fgsm"},
-            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp', 'creat'], got 'fgsm'",
+            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp', 'creat', 'ascc'], "
+            "got 'fgsm'",
         ),
         ({"adv_method": "pgd", "adv_norm": "l1"}, "`adv_norm` must be one of ['l2', 'linf'], got 'l1'"),
         ({"adv_method": "pgd", "adv_scope": "batch"}, "`adv_scope` must be one of ['example', 'vocab'], got 'batch'"),

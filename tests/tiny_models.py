@@ -36,7 +36,8 @@ from transformers import (
     XLMRobertaForSequenceClassification,
 )
 
-from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
+from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments, SynonymTable
+from adv_trainer.adversarial_config import SYNONYM_METHODS
 
 VOCAB = 50
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -239,7 +240,7 @@ def train(
     model, tmp_path, rows, trainer_class=AdversarialTrainer, resume_from_checkpoint=None, compute_loss_func=None,
     **overrides,
 ):  # fmt: skip
-    """Trains a copy of `model` and returns the trainer."""
+    """Trains a copy of `model` and returns the trainer (the synonym-aware methods with `tiny_synonyms()`)."""
     args_class = TrainingArguments if trainer_class is Trainer else AdversarialTrainingArguments
     args = arguments(tmp_path, args_class, **overrides)
     trainer = trainer_class(
@@ -248,9 +249,29 @@ def train(
         train_dataset=dataset(rows),
         data_collator=collate,
         compute_loss_func=compute_loss_func,
+        **synonyms_for(trainer_class, args),
     )
     trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     return trainer
+
+
+def tiny_synonyms(width=3):
+    """A `SynonymTable` of the tiny models' vocabulary: token v >= 2 has the synonyms v + 1, ..., v + (v mod
+    (width + 1)) below VOCAB (none when v is a multiple of width + 1); 0 and 1 (padding) have none."""
+    ids = torch.arange(VOCAB)[:, None].repeat(1, 1 + width)
+    counts = torch.zeros(VOCAB, dtype=torch.long)
+    for v in range(2, VOCAB):
+        found = [s for s in range(v + 1, v + 1 + v % (width + 1)) if s < VOCAB]
+        ids[v, 1 : 1 + len(found)] = torch.tensor(found, dtype=torch.long)
+        counts[v] = len(found)
+    return SynonymTable(ids, counts)
+
+
+def synonyms_for(trainer_class, args):
+    """The `synonyms` keyword of an `AdversarialTrainer` of a synonym-aware method: `tiny_synonyms()`."""
+    if issubclass(trainer_class, AdversarialTrainer) and args.adv_method in SYNONYM_METHODS:
+        return {"synonyms": tiny_synonyms()}
+    return {}
 
 
 def mean_loss(outputs, labels, num_items_in_batch=None):

@@ -2,6 +2,7 @@
 makes the one the arguments name."""
 
 from ..defaults import FOLLOW_EPSILON
+from .ascc import ASCC
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
 from .creat import CreAT
@@ -11,18 +12,40 @@ from .pgd import PGD
 from .r3f import R3F
 from .smart import SMART
 
-__all__ = ["AWP", "CreAT", "EmbeddingAttack", "FGM", "FreeLB", "PGD", "R3F", "SMART", "TrainingAttack", "build_attack"]
+__all__ = [
+    "ASCC",
+    "AWP",
+    "CreAT",
+    "EmbeddingAttack",
+    "FGM",
+    "FreeLB",
+    "PGD",
+    "R3F",
+    "SMART",
+    "TrainingAttack",
+    "build_attack",
+]
 
 
-def build_attack(args, epsilon_scale=1.0):
+def build_attack(args, epsilon_scale=1.0, synonyms=None):
     """The attack of `AdversarialTrainingArguments` `args`, or None for `adv_method="none"`.
 
     `epsilon_scale` multiplies eps and the hyperparameters that follow it by default (`FOLLOW_EPSILON`: alpha,
-    FreeLB's random start): the size of the perturbation at one step of an `adv_epsilon_warmup`.
+    FreeLB's random start): the size of the perturbation at one step of an `adv_epsilon_warmup`. `synonyms`: the
+    tokenizer's `SynonymTable`, which the synonym-aware methods (`ascc`) need.
     """
     method = args.adv_method
     if method == "none":
         return None
+    if method == "ascc":
+        return ASCC(
+            alpha=args.adv_alpha,
+            steps=args.adv_k,
+            sparsity=args.adv_sparsity,
+            max_synonyms=args.adv_synonyms,
+            weight=args.adv_weight,
+            synonyms=synonyms,
+        )
     follows = FOLLOW_EPSILON.get(method, ())
     eps = None if args.adv_epsilon is None else args.adv_epsilon * epsilon_scale
     alpha = args.adv_alpha * epsilon_scale if "alpha" in follows else args.adv_alpha
