@@ -157,7 +157,8 @@ def test_run_glue_adds_both_attacks_to_the_evaluation_results(tmp_path, tiny_mod
         (["--robust_epsilons", "-1"], r"`robust_epsilons` must be one or more radii >= 0, got \[-1.0\]"),
         (["--robust_steps", "0"], "`robust_steps` must be >= 1, got 0"),
         (["--attack_max_words_fraction", "1.5"], r"`attack_max_words_fraction` must be in \(0, 1\], got 1.5"),
-        (["--attack_max_examples", "0"], "`attack_max_examples` must be >= 1, got 0"),
+        (["--attack_max_examples", "-1"], "`attack_max_examples` must be >= 1, or 0 for all, got -1"),
+        (["--attack_max_queries", "0"], "`attack_max_queries` must be >= 1, got 0"),
     ],
 )
 def test_bad_robustness_flags_are_refused(tmp_path, tiny_model, args, message):  # noqa: F811
@@ -176,3 +177,10 @@ def test_attack_script_attacks_a_saved_model_directory(tmp_path, tiny_model):  #
                  "--use_cpu", "true"])  # fmt: skip
     results = json.loads((trained / "attack" / "eval_results.json").read_text())
     assert results["eval_embedding_neighbour_examples"] == 5 and "eval_loss" not in results
+
+
+def test_attack_max_examples_zero_attacks_every_example():
+    from adv_trainer.robustness.arguments import RobustnessArguments
+
+    assert RobustnessArguments(attack_max_examples=0).attack_max_examples is None  # attack_dataset's "all"
+    assert RobustnessArguments().attack_max_examples == 200

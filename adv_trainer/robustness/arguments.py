@@ -32,7 +32,8 @@ class RobustnessArguments:
         },
     )
     attack_max_examples: int | None = field(
-        default=200, metadata={"help": "Attack the first N evaluation examples (each costs many model queries)."}
+        default=200,
+        metadata={"help": "Attack the first N evaluation examples (each costs many model queries); 0: all of them."},
     )
     attack_max_words_fraction: float | None = field(
         default=None,
@@ -70,9 +71,12 @@ class RobustnessArguments:
         for name in ("robust_steps", "attack_max_edit_distance", "attack_neighbours"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
-        for name in ("attack_max_examples", "attack_max_queries"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}.")
+        if self.attack_max_examples == 0:  # the command line's way to say "every example"
+            self.attack_max_examples = None
+        if self.attack_max_examples is not None and self.attack_max_examples < 0:
+            raise ValueError(f"`attack_max_examples` must be >= 1, or 0 for all, got {self.attack_max_examples}.")
+        if self.attack_max_queries is not None and self.attack_max_queries < 1:
+            raise ValueError(f"`attack_max_queries` must be >= 1, got {self.attack_max_queries}.")
         fraction = self.attack_max_words_fraction
         if fraction is not None and not 0 < fraction <= 1:
             raise ValueError(f"`attack_max_words_fraction` must be in (0, 1], got {fraction}.")
