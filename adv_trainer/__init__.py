@@ -4,10 +4,11 @@ under gradient accumulation, mixed precision and DDP."""
 
 from .adversarial_config import AdversarialTrainingArguments
 from .adversarial_trainer import AdversarialTrainer
-from .attacks import ASCC, AWP, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
+from .attacks import A2T, ASCC, AWP, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
 from .synonym_table import SynonymTable, synonym_table
 
 __all__ = [
+    "A2T",
     "ASCC",
     "AWP",
     "AdversarialTrainer",

@@ -30,6 +30,7 @@ class AdversarialMethod(str, enum.Enum):
     AWP = "awp"
     CREAT = "creat"
     ASCC = "ascc"
+    A2T = "a2t"
 
 
 # The methods `adv_scope="vocab"` (the weight-editing recipe's semantics) applies to.
@@ -37,7 +38,7 @@ EMBEDDING_RECIPE_METHODS = (AdversarialMethod.FGM, AdversarialMethod.PGD, Advers
 # Methods that regularise the divergence between clean and perturbed predictions instead of adding a perturbed loss.
 SMOOTHNESS_METHODS = (AdversarialMethod.SMART, AdversarialMethod.R3F)
 # Methods whose perturbations are made of the synonyms of each token (the tokenizer's `synonym_table`).
-SYNONYM_METHODS = (AdversarialMethod.ASCC,)
+SYNONYM_METHODS = (AdversarialMethod.ASCC, AdversarialMethod.A2T)
 
 
 class AdversarialNoise(str, enum.Enum):
@@ -80,7 +81,8 @@ class AdversarialTrainingArguments(TrainingArguments):
             "help": "Adversarial training method (docs/methods.md): `none` (plain fine-tuning), `fgm` (Miyato et al. "
             "2017), `pgd` (Madry et al. 2018), `freelb` (Zhu et al. 2020), `smart` (Jiang et al. 2020), `r3f` "
             "(Aghajanyan et al. 2021), `awp` (on the weights, Wu et al. 2020), `creat` (Wu et al. 2023), `ascc` (in "
-            "the convex hulls of each word's WordNet synonyms, Dong et al. 2021; needs the tokenizer).",
+            "the convex hulls of each word's WordNet synonyms, Dong et al. 2021), `a2t` (greedy synonym swaps, Yoo "
+            "and Qi 2021); the last two need the tokenizer.",
             "choices": [m.value for m in AdversarialMethod],
         },
     )
@@ -118,23 +120,19 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_scope: str = field(
         default="example",
         metadata={
-            "help": "What one perturbation covers. `example`: every example has its own perturbation over its "
-            "non-padding positions, normalised by that example's gradient, so a micro-batch's perturbation does not "
-            "depend on the other examples and gradient accumulation and DDP give the same update as one large batch. "
-            "`vocab`: the popular weight-editing recipe's semantics without editing the weight: one perturbation per "
-            "vocabulary row, shared by all occurrences of a token, normalised over the whole micro-batch. It depends "
-            "on which examples share the micro-batch, so the gradient-accumulation and DDP equivalences do not hold.",
+            "help": "What one perturbation covers. `example`: each example's non-padding positions, normalised by its "
+            "own gradient, so gradient accumulation and DDP give the update of one large batch. `vocab`: the "
+            "weight-editing recipe's, without editing the weight: one per vocabulary row, normalised over the "
+            "micro-batch (those equivalences do not hold).",
             "choices": [s.value for s in AdversarialScope],
         },
     )
     adv_init_mag: float | None = field(
         default=None,
         metadata={
-            "help": "Magnitude of a random start for PGD and FreeLB; 0 starts from the clean embeddings. L2: uniform "
-            "noise scaled so that its norm is at most adv_init_mag (FreeLB's initialisation); L-inf: uniform in "
-            "[-adv_init_mag, adv_init_mag] per coordinate. SMART and R3F: the scale of their noise per coordinate "
-            "(standard deviation of `normal`, half-width of `uniform`, see `adv_noise`), which must be > 0. CreAT: "
-            "sigma, the standard deviation of its normal start per coordinate, > 0. "
+            "help": "Magnitude of a random start for PGD and FreeLB (0: the clean embeddings); L2: uniform noise of "
+            "norm at most this (FreeLB's), L-inf: uniform per coordinate. SMART, R3F: their noise scale per "
+            "coordinate (std of `normal`, half-width of `uniform`), > 0; CreAT: sigma of its normal start, > 0. "
             + _DEFAULTS_HELP
             + " Unset with a finite `adv_epsilon` given, FreeLB's keeps its row's ratio to eps (eps/2 per example)."
         },
@@ -154,7 +152,7 @@ class AdversarialTrainingArguments(TrainingArguments):
             "term). 1 (the default) is the recipes' plain sum. For SMART and R3F, lambda: the weight of the "
             "symmetric-KL (MSE for regression) regulariser; ASCC: beta, of its KL term. For CreAT, the parameters "
             "train on (L(e) + w * L(e + delta)) / (1 + w): w = 1 is the paper's mean of the clean and adversarial "
-            "losses."
+            "losses. A2T: alpha, of its adversarial examples' loss."
         },
     )
     adv_tau: float | None = field(
@@ -175,16 +173,20 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_synonyms: int | None = field(
         default=None,
         metadata={
-            "help": "ASCC: a token's convex hull has it and its first N synonyms (WordNet's order). " + _DEFAULTS_HELP
+            "help": "ASCC: a token's convex hull has it and its first N synonyms (WordNet's order); A2T: the "
+            "candidates per word. " + _DEFAULTS_HELP
         },
+    )
+    adv_fraction: float | None = field(
+        default=None,
+        metadata={"help": "A2T: gamma, the share of the examples attacked (chosen by hash). " + _DEFAULTS_HELP},
     )
     adv_start_step: float = field(
         default=0,
         metadata={
-            "help": "Optimizer step from which adversarial passes run; earlier steps train as `adv_method=none` "
-            "(FreeLB's adv-begin-iter). A whole number >= 1 is a step; a fraction in [0, 1) is that share of the "
-            "run's optimizer steps, rounded up (like `warmup_steps`). Counted in global steps, so a resumed run "
-            "starts where it left off."
+            "help": "Optimizer step from which adversarial passes run, earlier ones as `adv_method=none` (FreeLB's "
+            "adv-begin-iter): a whole number >= 1, or a fraction in [0, 1) of the run's steps, rounded up; counted "
+            "in global steps (a resumed run starts where it left off)."
         },
     )
 
@@ -192,7 +194,7 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=0,
         metadata={
             "help": "N: a linear warm-up of eps (and of alpha, FreeLB's start) from eps/N to eps over the first N "
-            "adversarial steps; a fraction in (0, 1) is that share of the run, rounded up. 0: none (default)."
+            "adversarial steps; a fraction in (0, 1) is that share of the run, rounded up. 0: none."
         },
     )
 
@@ -257,6 +259,11 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`adv_norm='{self.adv_norm}'` does not apply to `adv_method='awp'`: its step is relative to each "
                 "weight tensor's L2 norm and its box is per element. Leave `adv_norm` at 'l2'."
+            )
+        if self.adv_method == AdversarialMethod.A2T and self.adv_norm != AdversarialNorm.L2:
+            raise ValueError(
+                f"`adv_norm='{self.adv_norm}'` does not apply to `adv_method='a2t'`: it swaps words for synonyms, "
+                "with no norm. Leave `adv_norm` at 'l2'."
             )
         if self.adv_method in SYNONYM_METHODS and self.adv_norm != AdversarialNorm.L2:
             raise ValueError(
@@ -342,6 +349,11 @@ class AdversarialTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"`adv_synonyms` must be >= 1 for `adv_method='{method}'`, got {self.adv_synonyms}: it caps the "
                 "synonyms of each token's hull (e.g. 19)."
+            )
+        if "adv_fraction" in used and not 0 < self.adv_fraction <= 1:
+            raise ValueError(
+                f"`adv_fraction` must be in (0, 1], got {self.adv_fraction}: it is the share of the examples A2T "
+                "attacks (0.2, the paper's); to train without attacks use `adv_method='none'`."
             )
         if not 0 <= self.adv_weight < math.inf:
             raise ValueError(f"`adv_weight` must be >= 0 and finite, got {self.adv_weight}.")

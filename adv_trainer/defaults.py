@@ -48,6 +48,10 @@ DEFAULTS = {
     # Its training objective's beta = 4 (adv_weight), its sparsity weight 15 over a batch of 64, per example, and
     # its hull of the word and up to 19 synonyms (its GloVe models'; its BERT runs keep 9).
     ("ascc", "example", "l2"): {"alpha": 1.0, "k": 3, "weight": 4.0, "sparsity": 15 / 64, "synonyms": 19},
+    # A2T: the paper's 20 % of the examples attacked (its scripts' num_train_adv_examples 0.2), the recipe's 20
+    # candidates per word (`WordSwapEmbedding(max_candidates=20)`; here WordNet's first 20) and TextAttack's
+    # adversarial loss weight alpha = 1 (`TrainingArgs.alpha`, the default adv_weight).
+    ("a2t", "example", "l2"): {"fraction": 0.2, "synonyms": 20},
 }
 
 # Defaults that are a fraction of their row's eps (PGD's and FreeLB's alpha/eps = 0.3, FreeLB's random start at eps/2,
@@ -66,4 +70,5 @@ FIELDS_USED = {
     "awp": ("adv_epsilon", "adv_alpha", "adv_weight"),
     "creat": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_tau", "adv_weight"),
     "ascc": ("adv_alpha", "adv_k", "adv_sparsity", "adv_synonyms", "adv_weight"),
+    "a2t": ("adv_fraction", "adv_synonyms", "adv_weight"),
 }

@@ -197,13 +197,66 @@ class PerturbedPasses:
         self.trainer.accelerator.backward(loss - tau * similarity, inputs=[position_delta])
         return self.space.gradient(position_delta.grad)
 
-    def _loss(self, position_delta, final, return_outputs=False, without_gradients=False):
-        """The scaled loss with `position_delta` added to the embedding output (and the model output if asked)."""
+    def clean_as_final(self):
+        """`clean()` as the attack's final pass, for a micro-batch the attack leaves clean (A2T's when it chooses
+        none of its examples): the same forward and backward, carrying the DDP gradient reduction; its adversarial
+        loss is 0. Returns the scaled clean loss."""
+        if self.final_pass_done:
+            raise RuntimeError("An attack ran a parameter pass after its final one.")
+        loss = self._loss(None, final=True)
+        self.trainer.accelerator.backward(loss)
+        self.space = self._space(self.hook.delta.shape)
+        self.clean_gradient = self.space.gradient(self.hook.delta.grad)
+        self.adversarial_losses.append(torch.zeros_like(loss.detach()))
+        self.final_pass_done = True
+        return loss.detach()
+
+    def example_logits(self, examples, input_ids):
+        """The `(N, classes)` logits of the micro-batch's examples `examples` (`(N,)` long, repeats allowed) with the
+        token ids `input_ids` (`(N, ...)`, laid out as the batch's) in place of theirs: a forward without gradients,
+        no parameter gradient, no gradient reduction (A2T's candidate swaps)."""
+        with torch.no_grad():
+            batch = self._examples(examples, input_ids)
+            _, outputs = self._loss(None, final=False, return_outputs=True, without_gradients=True, batch=batch)
+        return sequence_logits(outputs, len(examples))
+
+    def examples_pass(self, examples, input_ids, weight):
+        """The attack's final pass on the micro-batch's examples `examples` with the token ids `input_ids`, as in
+        `example_logits` (A2T's adversarial examples): adds `weight` * grad_theta of their loss, in which each
+        example weighs what it weighs in the clean loss. A loss divided by `num_items_in_batch` (the accumulated
+        batch's count) already does; a per-micro-batch mean is multiplied by the examples' labelled items over the
+        micro-batch's, so that gradient accumulation and DDP give the large batch's update."""
+        if self.final_pass_done:
+            raise RuntimeError("An attack ran a parameter pass after its final one.")
+        batch = self._examples(examples, input_ids)
+        loss = self._loss(None, final=True, batch=batch)
+        if self.num_items_in_batch is None:
+            labels, ids = self.inputs.get("labels"), self.inputs["input_ids"]
+            counted = torch.ones(len(ids), device=ids.device) if labels is None else (labels != -100).float()
+            loss = loss * counted[examples].sum() / counted.sum().clamp_min(1)
+        self.adversarial_losses.append(loss.detach())
+        self.trainer.accelerator.backward(loss * weight)
+        self.final_pass_done = True
+
+    def _examples(self, examples, input_ids):
+        """The inputs of the micro-batch's examples `examples`: every tensor with one entry per example indexed
+        (the others, such as shared `position_ids`, kept), with `input_ids` in place of theirs."""
+        count = len(self.inputs["input_ids"])
+        batch = {
+            key: value[examples] if isinstance(value, torch.Tensor) and value.dim() and len(value) == count else value
+            for key, value in self.inputs.items()
+        }
+        batch["input_ids"] = input_ids
+        return batch
+
+    def _loss(self, position_delta, final, return_outputs=False, without_gradients=False, batch=None):
+        """The scaled loss with `position_delta` added to the embedding output (and the model output if asked), of
+        the micro-batch or of `batch`, inputs made of its examples."""
         self.hook.start_pass(position_delta, without_gradients=without_gradients)
         sync_context = contextlib.nullcontext() if final else self.trainer.accelerator.no_sync(self.model)
         with sync_context, self.trainer.compute_loss_context_manager():
             # `compute_loss` may pop `labels` from the dict it gets, so each pass gets its own.
-            inputs, num_items = dict(self.inputs), self.num_items_in_batch
+            inputs, num_items = dict(self.inputs if batch is None else batch), self.num_items_in_batch
             result = self.trainer.compute_loss(
                 self.model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items
             )

@@ -108,8 +108,8 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
     [
         (
             {"adv_method": "fgsm"},
-            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp', 'creat', 'ascc'], "
-            "got 'fgsm'",
+            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp', 'creat', 'ascc', "
+            "'a2t'], got 'fgsm'",
         ),
         ({"adv_method": "pgd", "adv_norm": "l1"}, "`adv_norm` must be one of ['l2', 'linf'], got 'l1'"),
         ({"adv_method": "pgd", "adv_scope": "batch"}, "`adv_scope` must be one of ['example', 'vocab'], got 'batch'"),

@@ -25,6 +25,8 @@ R3F = {"adv_method": "r3f", "adv_init_mag": 0.05}
 CREAT = {"adv_method": "creat", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2, "adv_init_mag": 0.05}
 # ASCC with `tiny_models.tiny_synonyms()` as its table, in both runs.
 ASCC = {"adv_method": "ascc", "adv_alpha": 0.5, "adv_k": 2, "adv_sparsity": 0.3, "adv_synonyms": 2}
+# A2T with the same table; half the examples chosen, so some micro-batches have none (their clean pass is final).
+A2T = {"adv_method": "a2t", "adv_fraction": 0.5, "adv_synonyms": 2}
 # name: (model, rows, adversarial arguments, per-process batch, gradient accumulation steps); 2 steps of 8 rows each.
 SCENARIOS = {
     "none": ("tiny_bert", "classification_rows", {}, 4, 1),
@@ -39,6 +41,7 @@ SCENARIOS = {
     "creat-ga2": ("tiny_bert", "classification_rows", CREAT, 2, 2),
     "creat-causal-lm": ("tiny_gpt2", "lm_rows", CREAT, 4, 1),
     "ascc-ga2": ("tiny_bert", "classification_rows", ASCC, 2, 2),
+    "a2t-ga2": ("tiny_bert", "classification_rows", A2T, 2, 2),
 }
 # A `compute_loss_func` returning its micro-batch's mean: the Trainer would multiply it by the number of processes.
 MEAN_LOSS = {"compute_loss_func": "mean_loss"}

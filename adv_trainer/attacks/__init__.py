@@ -2,6 +2,7 @@
 makes the one the arguments name."""
 
 from ..defaults import FOLLOW_EPSILON
+from .a2t import A2T
 from .ascc import ASCC
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
@@ -13,6 +14,7 @@ from .r3f import R3F
 from .smart import SMART
 
 __all__ = [
+    "A2T",
     "ASCC",
     "AWP",
     "CreAT",
@@ -32,11 +34,15 @@ def build_attack(args, epsilon_scale=1.0, synonyms=None):
 
     `epsilon_scale` multiplies eps and the hyperparameters that follow it by default (`FOLLOW_EPSILON`: alpha,
     FreeLB's random start): the size of the perturbation at one step of an `adv_epsilon_warmup`. `synonyms`: the
-    tokenizer's `SynonymTable`, which the synonym-aware methods (`ascc`) need.
+    tokenizer's `SynonymTable`, which the synonym-aware methods (`ascc`, `a2t`) need.
     """
     method = args.adv_method
     if method == "none":
         return None
+    if method == "a2t":
+        return A2T(
+            fraction=args.adv_fraction, max_synonyms=args.adv_synonyms, weight=args.adv_weight, synonyms=synonyms
+        )
     if method == "ascc":
         return ASCC(
             alpha=args.adv_alpha,
