@@ -1,11 +1,11 @@
 """Adversarial fine-tuning of language models with Hugging Face `Trainer`: FGM, PGD, FreeLB, SMART, R3F and CreAT
-on the word-embedding output, ASCC within the convex hulls of each word's synonyms and AWP on the weights, correct
-under gradient accumulation, mixed precision and DDP."""
+on the word-embedding output, ASCC and DNE within the convex hulls of each word's synonyms, A2T on synonym swaps
+and AWP on the weights, correct under gradient accumulation, mixed precision and DDP."""
 
 from .adversarial_config import AdversarialTrainingArguments
 from .adversarial_trainer import AdversarialTrainer
-from .attacks import A2T, ASCC, AWP, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
-from .synonym_table import SynonymTable, synonym_table
+from .attacks import A2T, ASCC, AWP, DNE, FGM, PGD, R3F, SMART, CreAT, EmbeddingAttack, FreeLB
+from .synonym_table import SynonymTable
 
 __all__ = [
     "A2T",
@@ -14,6 +14,7 @@ __all__ = [
     "AdversarialTrainer",
     "AdversarialTrainingArguments",
     "CreAT",
+    "DNE",
     "EmbeddingAttack",
     "FGM",
     "FreeLB",
@@ -21,5 +22,4 @@ __all__ = [
     "R3F",
     "SMART",
     "SynonymTable",
-    "synonym_table",
 ]

@@ -31,6 +31,7 @@ class AdversarialMethod(str, enum.Enum):
     CREAT = "creat"
     ASCC = "ascc"
     A2T = "a2t"
+    DNE = "dne"
 
 
 # The methods `adv_scope="vocab"` (the weight-editing recipe's semantics) applies to.
@@ -38,7 +39,7 @@ EMBEDDING_RECIPE_METHODS = (AdversarialMethod.FGM, AdversarialMethod.PGD, Advers
 # Methods that regularise the divergence between clean and perturbed predictions instead of adding a perturbed loss.
 SMOOTHNESS_METHODS = (AdversarialMethod.SMART, AdversarialMethod.R3F)
 # Methods whose perturbations are made of the synonyms of each token (the tokenizer's `synonym_table`).
-SYNONYM_METHODS = (AdversarialMethod.ASCC, AdversarialMethod.A2T)
+SYNONYM_METHODS = (AdversarialMethod.ASCC, AdversarialMethod.A2T, AdversarialMethod.DNE)
 
 
 class AdversarialNoise(str, enum.Enum):
@@ -78,11 +79,8 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_method: str = field(
         default="none",
         metadata={
-            "help": "Adversarial training method (docs/methods.md): `none` (plain fine-tuning), `fgm` (Miyato et al. "
-            "2017), `pgd` (Madry et al. 2018), `freelb` (Zhu et al. 2020), `smart` (Jiang et al. 2020), `r3f` "
-            "(Aghajanyan et al. 2021), `awp` (on the weights, Wu et al. 2020), `creat` (Wu et al. 2023), `ascc` (in "
-            "the convex hulls of each word's WordNet synonyms, Dong et al. 2021), `a2t` (greedy synonym swaps, Yoo "
-            "and Qi 2021); the last two need the tokenizer.",
+            "help": "Adversarial training method; docs/methods.md gives each one's update rule and paper. `none` is "
+            "plain fine-tuning; `ascc`, `dne` and `a2t` substitute WordNet synonyms and need the tokenizer.",
             "choices": [m.value for m in AdversarialMethod],
         },
     )
@@ -98,15 +96,16 @@ class AdversarialTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "alpha: the size of each ascent step of PGD, FreeLB, SMART and CreAT; AWP: the step relative to "
-            "each weight tensor's norm; ASCC: Adam's learning rate on the hull weights' logits. "
-            + _DEFAULTS_HELP
-            + " Unset with a finite `adv_epsilon` given, PGD's and "
+            "each weight tensor's norm; ASCC: Adam's learning rate on the hull weights' logits; DNE: the step on "
+            "the mixture's logits. " + _DEFAULTS_HELP + " Unset with a finite `adv_epsilon` given, PGD's and "
             "FreeLB's alpha is 0.3 eps and SMART's and CreAT's eps (their rows' ratio)."
         },
     )
     adv_k: int | None = field(
         default=None,
-        metadata={"help": "K: the number of ascent steps of PGD, FreeLB, SMART, CreAT and ASCC. " + _DEFAULTS_HELP},
+        metadata={
+            "help": "K: the number of ascent steps of PGD, FreeLB, SMART, CreAT, ASCC and DNE. " + _DEFAULTS_HELP
+        },
     )
     adv_norm: str = field(
         default="l2",
@@ -173,8 +172,15 @@ class AdversarialTrainingArguments(TrainingArguments):
     adv_synonyms: int | None = field(
         default=None,
         metadata={
-            "help": "ASCC: a token's convex hull has it and its first N synonyms (WordNet's order); A2T: the "
-            "candidates per word. " + _DEFAULTS_HELP
+            "help": "ASCC: a token's hull has it and its first N synonyms (WordNet's order); DNE: its neighbourhood "
+            "has it and N synonyms and their synonyms; A2T: the candidates per word. " + _DEFAULTS_HELP
+        },
+    )
+    adv_concentration: float | None = field(
+        default=None,
+        metadata={
+            "help": "DNE: the Dirichlet concentration of a word and its synonyms (half for the second hop). "
+            + _DEFAULTS_HELP
         },
     )
     adv_fraction: float | None = field(
@@ -348,7 +354,12 @@ class AdversarialTrainingArguments(TrainingArguments):
         if "adv_synonyms" in used and self.adv_synonyms < 1:
             raise ValueError(
                 f"`adv_synonyms` must be >= 1 for `adv_method='{method}'`, got {self.adv_synonyms}: it caps the "
-                "synonyms of each token's hull (e.g. 19)."
+                "synonyms of each token's hull (ascc), neighbourhood (dne) or candidates (a2t)."
+            )
+        if "adv_concentration" in used and not 0 < self.adv_concentration < math.inf:
+            raise ValueError(
+                f"`adv_concentration` must be > 0 and finite, got {self.adv_concentration}; it is DNE's Dirichlet "
+                "concentration (1 in its code)."
             )
         if "adv_fraction" in used and not 0 < self.adv_fraction <= 1:
             raise ValueError(

@@ -27,8 +27,8 @@ logger = logging.get_logger(__name__)
 
 class AdversarialTrainer(Trainer):
     r"""A drop-in `Trainer` for adversarial fine-tuning: FGM, PGD, FreeLB, SMART, R3F, CreAT on the embedding output,
-    ASCC within the convex hulls of each word's synonyms (from the tokenizer, `processing_class`), AWP on the
-    weights.
+    ASCC and DNE within the convex hulls of each word's synonyms and A2T on synonym swaps (from the tokenizer,
+    `processing_class`), AWP on the weights.
 
     Each training step runs the clean forward and backward, then the attack's passes with a perturbation added to
     the output of `model.get_input_embeddings()` by a forward hook that exists only inside `training_step`. The
@@ -40,8 +40,8 @@ class AdversarialTrainer(Trainer):
     True or False to skip the measurement. `args` must be `AdversarialTrainingArguments`; `adv_method="none"` is plain
     fine-tuning with that same loss scaling.
 
-    `synonyms`: the `SynonymTable` (token id -> synonym token ids) of the synonym-aware methods (`ascc`); by default
-    `synonym_table(tokenizer)` of `processing_class`, from WordNet.
+    `synonyms`: the `SynonymTable` (token id -> synonym token ids) of the synonym-aware methods (`ascc`, `dne`,
+    `a2t`); by default `synonym_table(tokenizer)` of `processing_class`, from WordNet.
     """
 
     # None: measure whether the loss divides by `num_items_in_batch`. True/False: trust the user (as in transformers).

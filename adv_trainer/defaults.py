@@ -52,6 +52,9 @@ DEFAULTS = {
     # candidates per word (`WordSwapEmbedding(max_candidates=20)`; here WordNet's first 20) and TextAttack's
     # adversarial loss weight alpha = 1 (`TrainingArgs.alpha`, the default adv_weight).
     ("a2t", "example", "l2"): {"fraction": 0.2, "synonyms": 20},
+    # DNE: TextDefender's DNE trainer for BERT (K = 3 steps of 10 on the mixture's logits, Dirichlet concentration 1,
+    # the losses summed: w = 1) and the authors' code's neighbourhoods of at most 64 words (the word and 63 others).
+    ("dne", "example", "l2"): {"alpha": 10.0, "k": 3, "concentration": 1.0, "synonyms": 63},
 }
 
 # Defaults that are a fraction of their row's eps (PGD's and FreeLB's alpha/eps = 0.3, FreeLB's random start at eps/2,
@@ -71,4 +74,5 @@ FIELDS_USED = {
     "creat": ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_tau", "adv_weight"),
     "ascc": ("adv_alpha", "adv_k", "adv_sparsity", "adv_synonyms", "adv_weight"),
     "a2t": ("adv_fraction", "adv_synonyms", "adv_weight"),
+    "dne": ("adv_alpha", "adv_k", "adv_concentration", "adv_synonyms", "adv_weight"),
 }

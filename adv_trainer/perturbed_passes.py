@@ -161,6 +161,33 @@ class PerturbedPasses:
             )
         return as_embedding_layout(self.inputs["input_ids"], "input_ids", self.space.shape)
 
+    def space_before_any_pass(self, dim):
+        """Sets `space` from the batch alone, for an attack whose first pass is already perturbed (DNE): the
+        embedding output is taken to be `(B, T, dim)` with (B, T) the layout of `input_ids`."""
+        if self.inputs.get("input_ids") is None:
+            self.input_ids()  # the error that names the method
+        input_ids = self.inputs["input_ids"]
+        shape = (input_ids.numel() // input_ids.shape[-1], input_ids.shape[-1], dim)
+        self.space = self._space(shape, device=input_ids.device)
+
+    def mixture_pass(self, position_delta, weight, final, adversarial=True):
+        """Adds `weight` * grad_theta L(e + position_delta) to the parameter gradients, where `(B, T, E)`
+        `position_delta` may be made of embedding rows (DNE's mixtures: its graph is followed into them). Returns the
+        scaled loss and dL/d(position_delta) of the same backward; `final` as in `parameter_pass`; an `adversarial`
+        pass's loss is logged as `adv_loss`."""
+        if self.final_pass_done:
+            raise RuntimeError("An attack ran a parameter pass after its final one.")
+        if position_delta.requires_grad:
+            position_delta.retain_grad()
+        else:  # a frozen embedding: the mixture has no graph of its own
+            position_delta.requires_grad_()
+        loss = self._loss(position_delta, final=final)
+        if adversarial:
+            self.adversarial_losses.append(loss.detach())
+        self.trainer.accelerator.backward(loss * weight)
+        self.final_pass_done = final
+        return loss.detach(), position_delta.grad
+
     def gradient_of(self, objective, tensor):
         """d(objective)/d(tensor), through `accelerator.backward` (fp16 loss scaling applies: the gradient may be
         scaled, which ascent directions and Adam steps are invariant to); no parameter gradient is computed."""
@@ -270,9 +297,9 @@ class PerturbedPasses:
             return loss * self.loss_scale, outputs
         return result * self.loss_scale
 
-    def _space(self, shape):
+    def _space(self, shape, device=None):
         args = self.trainer.args
-        mask = position_mask(self.inputs, shape, self.hook.delta.device)
+        mask = position_mask(self.inputs, shape, device or self.hook.delta.device)
         groups, input_ids = packed_sequences(self.inputs), None
         if args.adv_scope == "vocab":
             if self.inputs.get("input_ids") is None:

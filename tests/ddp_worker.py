@@ -13,7 +13,7 @@ from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_
 from torch.nn.parallel import DistributedDataParallel
 
 from adv_trainer import AdversarialTrainer
-from adv_trainer.attacks import CreAT
+from adv_trainer.attacks import DNE, CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
 
@@ -43,9 +43,11 @@ def main():
     scenarios = json.loads(pathlib.Path(sys.argv[1]).read_text())
     out_dir = pathlib.Path(sys.argv[2])
     results = {}
-    # SMART's, R3F's and CreAT's noise, fixed by each example's tokens, as in the single-process run of the test.
+    # SMART's, R3F's and CreAT's noise and DNE's sample, fixed by each example's tokens, as in the single-process run
+    # of the test.
     SmoothnessRegularizer.noise = tiny_models.token_noise
     CreAT.noise = tiny_models.token_noise
+    DNE.sample = tiny_models.token_dirichlet
     for name, scenario in scenarios.items():
         print(
             f"rank {dist.get_rank() if dist.is_initialized() else '?'}: scenario {name}", file=sys.stderr, flush=True

@@ -25,7 +25,8 @@ def shared_glue():
 def shared_nltk_data():
     """NLTK_DATA when set, else `../shared/nltk_data` (WordNet 3.0 in NLTK's layout); skips the test when it holds
     no WordNet, except under CI, where its absence fails the run."""
-    folder = Path(os.environ["NLTK_DATA"]) if os.environ.get("NLTK_DATA") else SHARED_NLTK_DATA
+    # Absolute: a test that changes directory (a docs example) must still find it.
+    folder = (Path(os.environ["NLTK_DATA"]) if os.environ.get("NLTK_DATA") else SHARED_NLTK_DATA).resolve()
     if (folder / "corpora" / "wordnet").is_dir():
         return folder
     message = f"WordNet is not at {folder}/corpora/wordnet (NLTK_DATA, else ../shared/nltk_data)"

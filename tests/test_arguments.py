@@ -4,6 +4,7 @@ import pytest
 from transformers import HfArgumentParser
 
 from adv_trainer import AdversarialTrainingArguments
+from adv_trainer.adversarial_config import AdversarialMethod
 from adv_trainer.defaults import DEFAULTS
 
 
@@ -108,8 +109,7 @@ def test_a_pgd_config_runs_as_fgm_from_the_command_line():
     [
         (
             {"adv_method": "fgsm"},
-            "`adv_method` must be one of ['none', 'fgm', 'pgd', 'freelb', 'smart', 'r3f', 'awp', 'creat', 'ascc', "
-            "'a2t'], got 'fgsm'",
+            f"`adv_method` must be one of {[method.value for method in AdversarialMethod]}, got 'fgsm'",
         ),
         ({"adv_method": "pgd", "adv_norm": "l1"}, "`adv_norm` must be one of ['l2', 'linf'], got 'l1'"),
         ({"adv_method": "pgd", "adv_scope": "batch"}, "`adv_scope` must be one of ['example', 'vocab'], got 'batch'"),

@@ -12,6 +12,7 @@ from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.synonym_hull import SynonymHull
 from adv_trainer.synonym_table import synonym_table
 from scripts import run_glue
+from tests.readme_examples import run_readme_example
 from tests.test_attacks import assert_same
 from tests.tiny_models import (
     VOCAB,
@@ -187,3 +188,12 @@ def test_hulls_of_a_real_tokenizer_are_its_wordnet_synonyms(wordnet_data, tmp_pa
     vertices = [tokenizer.convert_ids_to_tokens(ids) for ids in hull.vertex_ids.tolist()]
     assert vertices[0] == ["movie", "film", "picture", "pic"]  # the word, then its first 3 one-token synonyms
     assert vertices[1][0] == "film" and hull.vertex_mask.sum(dim=1).tolist() == [4, 4]
+
+
+@pytest.mark.slow
+def test_the_documented_example_trains_with_synonym_hulls(wordnet_data, monkeypatch, tmp_path):
+    monkeypatch.setenv("ADV_TRAINER_CACHE", str(tmp_path / "cache"))
+    example = run_readme_example("### Training with ASCC", monkeypatch, tmp_path)
+    logs = example.trainer.state.log_history
+    assert example.trainer.state.global_step == 2
+    assert logs[0]["adv_loss"] > 0 and logs[0]["adv_delta_norm"] > 0 and logs[0]["adv_skipped"] == 0

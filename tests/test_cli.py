@@ -41,7 +41,7 @@ def test_run_glue_help_opens_with_description_examples_and_config_files_then_adv
     adversarial = " ".join(text[text.index("adversarial training:") : text.index("model:")].split())
     assert "l2: 0.02 (fgm, pgd), 0.05 (freelb, smart, creat), 0.001 (awp)" in adversarial  # adv_epsilon
     assert "linf: 0.001 (fgm, pgd, freelb, smart, creat);" in adversarial
-    assert "l2: 3 (pgd, freelb, ascc), 1 (smart, creat)" in adversarial  # adv_k
+    assert "l2: 3 (pgd, freelb, ascc, dne), 1 (smart, creat)" in adversarial  # adv_k
     assert "Default: 1.0; ascc: 4.0." in adversarial  # adv_weight
 
 

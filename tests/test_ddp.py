@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from adv_trainer.attacks import DNE as DNE_ATTACK
 from adv_trainer.attacks import CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
@@ -27,6 +28,8 @@ CREAT = {"adv_method": "creat", "adv_epsilon": 0.3, "adv_alpha": 0.2, "adv_k": 2
 ASCC = {"adv_method": "ascc", "adv_alpha": 0.5, "adv_k": 2, "adv_sparsity": 0.3, "adv_synonyms": 2}
 # A2T with the same table; half the examples chosen, so some micro-batches have none (their clean pass is final).
 A2T = {"adv_method": "a2t", "adv_fraction": 0.5, "adv_synonyms": 2}
+# DNE too, with its Dirichlet sample fixed by each position's neighbourhood (`token_dirichlet`).
+DNE = {"adv_method": "dne", "adv_alpha": 2.0, "adv_k": 2, "adv_synonyms": 5}
 # name: (model, rows, adversarial arguments, per-process batch, gradient accumulation steps); 2 steps of 8 rows each.
 SCENARIOS = {
     "none": ("tiny_bert", "classification_rows", {}, 4, 1),
@@ -42,6 +45,7 @@ SCENARIOS = {
     "creat-causal-lm": ("tiny_gpt2", "lm_rows", CREAT, 4, 1),
     "ascc-ga2": ("tiny_bert", "classification_rows", ASCC, 2, 2),
     "a2t-ga2": ("tiny_bert", "classification_rows", A2T, 2, 2),
+    "dne-ga2": ("tiny_bert", "classification_rows", DNE, 2, 2),
 }
 # A `compute_loss_func` returning its micro-batch's mean: the Trainer would multiply it by the number of processes.
 MEAN_LOSS = {"compute_loss_func": "mean_loss"}
@@ -92,6 +96,7 @@ def test_two_processes_give_the_single_process_update_with_one_reduction_per_ste
     model_name, rows_name, adv, _, _ = SCENARIOS[name]
     monkeypatch.setattr(SmoothnessRegularizer, "noise", tiny_models.token_noise)
     monkeypatch.setattr(CreAT, "noise", tiny_models.token_noise)
+    monkeypatch.setattr(DNE_ATTACK, "sample", tiny_models.token_dirichlet)
     model = getattr(tiny_models, model_name)()
     single = train_one_process(model, tmp_path, rows_name, adv)
     distributed = ddp_results[name]

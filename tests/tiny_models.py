@@ -267,6 +267,14 @@ def tiny_synonyms(width=3):
     return SynonymTable(ids, counts)
 
 
+def token_dirichlet(attack, hull):
+    """A stand-in for DNE's Dirichlet sample that each position's neighbourhood fixes, whatever batch it is in (as
+    `token_noise` is for SMART's noise): weights proportional to 1 + (7 * vertex + column) mod 5 over the vertices."""
+    columns = torch.arange(hull.vertex_ids.shape[1])
+    weights = torch.where(hull.vertex_mask, 1.0 + (7 * hull.vertex_ids + columns) % 5, 0.0)
+    return weights / weights.sum(dim=-1, keepdim=True)
+
+
 def synonyms_for(trainer_class, args):
     """The `synonyms` keyword of an `AdversarialTrainer` of a synonym-aware method: `tiny_synonyms()`."""
     if issubclass(trainer_class, AdversarialTrainer) and args.adv_method in SYNONYM_METHODS:

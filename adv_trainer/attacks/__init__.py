@@ -7,6 +7,7 @@ from .ascc import ASCC
 from .awp import AWP
 from .base import EmbeddingAttack, TrainingAttack
 from .creat import CreAT
+from .dne import DNE
 from .fgm import FGM
 from .freelb import FreeLB
 from .pgd import PGD
@@ -18,6 +19,7 @@ __all__ = [
     "ASCC",
     "AWP",
     "CreAT",
+    "DNE",
     "EmbeddingAttack",
     "FGM",
     "FreeLB",
@@ -34,7 +36,7 @@ def build_attack(args, epsilon_scale=1.0, synonyms=None):
 
     `epsilon_scale` multiplies eps and the hyperparameters that follow it by default (`FOLLOW_EPSILON`: alpha,
     FreeLB's random start): the size of the perturbation at one step of an `adv_epsilon_warmup`. `synonyms`: the
-    tokenizer's `SynonymTable`, which the synonym-aware methods (`ascc`, `a2t`) need.
+    tokenizer's `SynonymTable`, which the synonym-aware methods (`ascc`, `a2t`, `dne`) need.
     """
     method = args.adv_method
     if method == "none":
@@ -56,6 +58,15 @@ def build_attack(args, epsilon_scale=1.0, synonyms=None):
     eps = None if args.adv_epsilon is None else args.adv_epsilon * epsilon_scale
     alpha = args.adv_alpha * epsilon_scale if "alpha" in follows else args.adv_alpha
     init_mag = args.adv_init_mag * epsilon_scale if "init_mag" in follows else args.adv_init_mag
+    if method == "dne":
+        return DNE(
+            alpha=args.adv_alpha,
+            steps=args.adv_k,
+            concentration=args.adv_concentration,
+            size=1 + args.adv_synonyms,
+            weight=args.adv_weight,
+            synonyms=synonyms,
+        )
     if method == "fgm":
         return FGM(eps=eps, weight=args.adv_weight)
     if method == "awp":
