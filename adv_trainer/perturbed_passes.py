@@ -7,6 +7,7 @@ import torch
 from .last_hidden_state import LastHiddenState, representation_similarity
 from .perturbation_space import PerturbationSpace
 from .prediction_divergence import prediction_divergence, sequence_logits
+from .random_draws import RandomDraws
 from .sequence_layout import as_embedding_layout, example_count, packed_sequences, position_mask
 
 __all__ = ["PerturbedPasses"]
@@ -39,8 +40,8 @@ class PerturbedPasses:
         self.hook = hook
         self.space = None
         self.clean_gradient = None
-        self.clean_loss = None  # `clean_forward` only: the scaled loss and logits, graphs kept for the joint backward
-        self.clean_logits = None
+        self.clean_logits = None  # `clean_forward` only: the clean logits (no graph) and the random draws of that pass
+        self._clean_draws = None
         self.clean_hidden = None  # `representation_clean` only: the last hidden states h(e), detached
         self.adversarial_losses = []
         self.final_pass_done = False
@@ -70,11 +71,17 @@ class PerturbedPasses:
         self._set_aside = []
 
     def clean_forward(self):
-        """Forward at delta = 0 only, its graph kept for `regularized_pass`; sets `space`. Returns the scaled loss."""
-        self.clean_loss, outputs = self._loss(None, final=False, return_outputs=True)
+        """Forward at delta = 0 whose graph is dropped at once, its random draws (dropout) recorded for
+        `regularized_pass` to run it again with its graph; sets `space` and `clean_logits`. Returns the scaled loss.
+
+        It runs with gradients enabled, as the pass it stands for: forwards under `torch.no_grad()` inside a pass
+        are a reference model's or a metric's (`EmbeddingOutputHook`), and the replay must take the same kernels.
+        """
+        self._clean_draws = RandomDraws(self.inputs.values())
+        loss, outputs = self._loss(None, final=False, return_outputs=True)
         self.space = self._space(self.hook.delta.shape)
-        self.clean_logits = sequence_logits(outputs, example_count(self.inputs, self.hook.delta.shape))
-        return self.clean_loss.detach()
+        self.clean_logits = sequence_logits(outputs, example_count(self.inputs, self.hook.delta.shape)).detach()
+        return loss.detach()
 
     def input_gradient(self, delta):
         """dL/d(delta) at `delta`: a forward and a backward that computes no parameter gradient."""
@@ -112,23 +119,38 @@ class PerturbedPasses:
 
     def regularized_pass(self, delta, weight, divergence=None, in_positions=False):
         """The final pass of SMART/R3F/ASCC: grad_theta [L(e) + weight * D(f(e), f(e + delta))], after
-        `clean_forward`.
+        `clean_forward`; gradients flow through both predictions (and through `delta` itself where it has a graph:
+        ASCC's hull points are made of embedding rows).
 
-        One backward through the clean and the perturbed forward (and through `delta` itself where it has a graph:
-        ASCC's hull points are made of embedding rows). D, the per-example `divergence` (default: the symmetric KL)
-        averaged over the micro-batch, is scaled like a mean loss (1 / micro-batches of the step) whatever the task
-        loss does, so equal micro-batches accumulate to the large batch's mean. `delta` is in the space's slots, or
-        `(B, T, E)` with `in_positions=True`.
+        D, the per-example `divergence` (default: the symmetric KL) averaged over the micro-batch, is scaled like a
+        mean loss (1 / micro-batches of the step) whatever the task loss does, so equal micro-batches accumulate to
+        the large batch's mean. `delta` is in the space's slots, or `(B, T, E)` with `in_positions=True`.
+
+        Only one graph is alive at a time, at the cost of one forward more than a joint backward through both:
+        1. the perturbed forward and the backward of weight * D with the clean logits z(e) a leaf, which gives the
+           perturbed side's parameter gradient and g = weight * dD/dz(e);
+        2. the clean forward again, with its graph and `clean_forward`'s random draws (the same dropout masks, so the
+           same z(e)), and the backward of L(e) + <z(e), g>: the clean side's parameter gradient. It is the final
+           pass (the DDP gradient reduction); the random generators are left as the perturbed pass left them.
+        The sum is the joint backward's gradient (up to float summation order).
         """
         if self.final_pass_done:
             raise RuntimeError("An attack ran a parameter pass after its final one.")
         position_delta = delta if in_positions else self.space.positions(delta)
-        _, outputs = self._loss(position_delta, final=True, return_outputs=True)
+        _, outputs = self._loss(position_delta, final=False, return_outputs=True)
         logits = sequence_logits(outputs, len(self.clean_logits))
-        divergence = (divergence or prediction_divergence)(self.clean_logits, logits).mean()
+        clean_logits = self.clean_logits.detach().requires_grad_()
+        divergence = (divergence or prediction_divergence)(clean_logits, logits).mean()
         divergence = divergence / self.trainer._micro_batches_per_step()
         self.adversarial_losses.append(divergence.detach())
-        self.trainer.accelerator.backward(self.clean_loss + weight * divergence)
+        # Through the logits alone (cheap), and not through `accelerator.backward`: g must not carry fp16 loss
+        # scaling, which the clean backward applies once to the whole of L(e) + <z(e), g>.
+        (clean_gradient,) = torch.autograd.grad(weight * divergence, clean_logits, retain_graph=True)
+        self.trainer.accelerator.backward(weight * divergence)
+        with self._clean_draws.replayed():
+            loss, outputs = self._loss(None, final=True, return_outputs=True)
+        logits = sequence_logits(outputs, len(self.clean_logits))
+        self.trainer.accelerator.backward(loss + (logits * clean_gradient.to(logits.dtype)).sum())
         self.final_pass_done = True
 
     @contextlib.contextmanager

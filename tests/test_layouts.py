@@ -109,7 +109,7 @@ def test_multiple_choice_smoothness_regularises_each_examples_prediction_over_it
     model, inputs = tiny_bert(head=BertForMultipleChoice), collate_choices(multiple_choice_rows())
     adv = {"adv_method": method, "adv_weight": 1.0, "adv_init_mag": 0.05, "adv_epsilon": EPS, "adv_k": 1}
     got = trainer_gradients(tmp_path, model, inputs, **adv)
-    delta = added[-1]  # the final perturbation, one per (example, choice) sequence
+    delta = added[-2]  # the final perturbation, one per (example, choice) sequence (the clean forward runs last)
     assert delta.shape[0] == 4 * CHOICES and (delta[sequences(inputs["attention_mask"]) == 0] == 0).all()
     if method == "smart":  # projected per sequence; R3F's noise is per coordinate
         assert (delta.flatten(1).norm(dim=1) <= EPS * (1 + 1e-5)).all()

@@ -4,6 +4,7 @@ refusals."""
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import BertConfig, BertForSequenceClassification
 
 from adv_trainer import AdversarialTrainer
 from adv_trainer.attacks.base import SmoothnessRegularizer
@@ -12,6 +13,8 @@ from tests.test_attacks import assert_same, trainer_gradients
 from tests.test_models import FAMILIES
 from tests.test_safety import InfAtFirstExample
 from tests.tiny_models import (
+    NO_DROPOUT,
+    SMALL,
     arguments,
     classification_rows,
     collate,
@@ -140,9 +143,9 @@ def test_r3f_adds_seeded_noise_per_coordinate_off_padding_in_one_extra_pass(tmp_
     trainer.training_step(model, inputs)
     torch.manual_seed(3)
     trainer.training_step(model, inputs)
-    assert len(added) == 4  # per step: the clean forward and one perturbed forward, no ascent pass
-    clean, first, _, again = added
-    assert clean.abs().max() == 0 and torch.equal(first, again)
+    assert len(added) == 6  # per step: the clean forward, one perturbed forward and the clean one again; no ascent
+    clean, first, clean_again, _, again, _ = added
+    assert clean.abs().max() == 0 and clean_again.abs().max() == 0 and torch.equal(first, again)
     assert (first[padding] == 0).all()
     values = first[~padding]
     if noise == "normal":  # N(0, sigma^2): std sigma
@@ -157,9 +160,10 @@ def test_smart_runs_k_ascent_passes_and_ends_in_the_ball(tmp_path, added):
     settings = {**SMART, "adv_k": 3, "adv_init_mag": 1e-4}
     trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **settings))
     trainer.training_step(model, inputs)
-    assert len(added) == 1 + 3 + 1  # clean forward, K divergence-gradient passes, the final joint pass
+    assert len(added) == 1 + 3 + 1 + 1  # clean forward, K divergence-gradient passes, perturbed pass, clean again
     assert added[1].flatten(1).norm(dim=1).max() < 0.01  # the first ascent pass is at the noise
-    final = added[-1].flatten(1).norm(dim=1)
+    assert added[-1].abs().max() == 0
+    final = added[-2].flatten(1).norm(dim=1)
     assert (final <= 0.3 * (1 + 1e-5)).all()  # projected onto eps = 0.3
     assert (final > 0.1).all()  # 3 ascent steps of 0.2 moved every example far beyond the noise
 
@@ -208,7 +212,7 @@ def test_a_non_finite_divergence_gradient_leaves_the_example_at_its_noise(tmp_pa
     assert trainer.state.log_history[0]["adv_skipped"] == 3  # example 0 at each of the 3 ascent steps
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
     assert max_weight_difference(model, trainer.model) > 1e-3
-    noise, final = added[1], added[-1]  # the first ascent pass runs at the noise
+    noise, final = added[1], added[-2]  # the first ascent pass runs at the noise, the last pass is the clean one
     assert torch.equal(final[0], noise[0])
     assert ((final[1:] - noise[1:]).flatten(1).norm(dim=1) > 0.1).all()
 
@@ -227,3 +231,62 @@ def test_bf16_autocast_gives_finite_losses_and_a_regulariser_in_float32(tmp_path
     log = trainer.state.log_history[0]
     assert {d.dtype for d in divergences} == {torch.float32}
     assert torch.isfinite(torch.tensor([log["loss"], log["adv_loss"]])).all() and log["adv_loss"] > 0
+
+
+def dropout_bert():
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=16, max_position_embeddings=32, num_labels=2, **SMALL)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.3
+    return BertForSequenceClassification(config)
+
+
+@pytest.mark.parametrize("adv", [R3F, SMART], ids=["r3f", "smart"])
+def test_under_dropout_the_update_and_the_random_draws_after_it_are_those_of_one_joint_backward(
+    tmp_path, fixed_noise, adv
+):
+    # The clean forward runs twice (without, then with its graph); the second must see the first's dropout masks,
+    # and what is drawn after the step must not depend on it having run twice.
+    model, inputs = dropout_bert(), collate(classification_rows(4))
+    trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **adv))
+    model.train()
+    torch.manual_seed(5)
+    clean = outputs_at(model, inputs, 0.0)
+    delta = noise_of(model, inputs)
+    for _ in range(adv.get("adv_k", 0) if adv["adv_method"] == "smart" else 0):
+        delta = delta.clone().requires_grad_()
+        divergence = prediction_divergence(clean.logits.detach(), outputs_at(model, inputs, delta).logits).mean()
+        (g,) = torch.autograd.grad(divergence, delta)
+        g = g * inputs["attention_mask"].float()[..., None]
+        delta = delta.detach() + adv["adv_alpha"] * g / g.flatten(1).norm(dim=1)[:, None, None]
+        delta = delta * torch.clamp(adv["adv_epsilon"] / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
+    perturbed = outputs_at(model, inputs, delta)
+    total = clean.loss + symmetric_kl(clean.logits, perturbed.logits).mean()
+    expected = torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
+    expected_next_draw = torch.rand(8)
+    assert not torch.allclose(clean.logits, model(**inputs).logits)  # dropout is on: another forward differs
+
+    model.zero_grad()
+    torch.manual_seed(5)
+    trainer.training_step(model, inputs)
+    assert_same([p.grad for p in model.parameters() if p.requires_grad], expected)
+    assert torch.equal(torch.rand(8), expected_next_draw)
+
+
+@pytest.mark.parametrize("adv", [R3F, {**SMART, "adv_k": 1}], ids=["r3f", "smart"])
+def test_at_256_tokens_the_gradient_equals_the_joint_rule_computed_by_hand(tmp_path, fixed_noise, adv):
+    torch.manual_seed(0)
+    config = BertConfig(hidden_size=16, max_position_embeddings=256, num_labels=2, **SMALL, **NO_DROPOUT)
+    model = BertForSequenceClassification(config)
+    inputs = collate(classification_rows(4, min_len=200, max_len=256))
+    assert inputs["input_ids"].shape[1] > 240
+    delta = noise_of(model, inputs)
+    if adv["adv_method"] == "smart":  # one normalised L2 ascent step from the noise, projected onto eps
+        clean_logits = outputs_at(model, inputs, 0.0).logits.detach()
+        delta = delta.clone().requires_grad_()
+        divergence = prediction_divergence(clean_logits, outputs_at(model, inputs, delta).logits).mean()
+        (g,) = torch.autograd.grad(divergence, delta)
+        g = g * inputs["attention_mask"].float()[..., None]
+        delta = delta.detach() + adv["adv_alpha"] * g / g.flatten(1).norm(dim=1)[:, None, None]
+        delta = delta * torch.clamp(adv["adv_epsilon"] / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
+    expected = hand_gradients(model, inputs, delta, weight=1.0)
+    assert_same(trainer_gradients(tmp_path, model, inputs, **adv), expected)

@@ -20,9 +20,9 @@ class ASCC(TrainingAttack):
         logits_t = Adam-ascent step of size alpha on
                    KL(p || f(e(w))) - lambda * (1 / tokens) * sum_positions H(w),   t = 1..K, dropout off, p fixed
         e(w)     = sum_j w_j E[c_j] at hull positions, E[token] elsewhere
-        grad_theta = grad_theta [L(e) + beta * KL(f(e) || f(e(w_K)))]     (one backward; neither side detached, and
-                                                                            e(w_K) is made of embedding rows, so the
-                                                                            synonyms' rows train too)
+        grad_theta = grad_theta [L(e) + beta * KL(f(e) || f(e(w_K)))]     (neither side detached, and e(w_K) is
+                                                                            made of embedding rows, so the synonyms'
+                                                                            rows train too)
 
     This is the paper's objective (its Eq. for the ascent with the entropy term, and its training loss with
     beta = 4), with these choices: the ascent starts at the centroid instead of a random (Kaiming) initialisation
@@ -32,9 +32,9 @@ class ASCC(TrainingAttack):
     decay (the paper's 2e-5 on the logits). The KL term is averaged over the micro-batch and scaled like a mean loss
     under gradient accumulation, as SMART's divergence is. A position without synonyms is not perturbed.
 
-    Cost per micro-batch: 1 clean forward (its graph kept), 1 forward without gradients (the target p, dropout
-    off), K input-gradient passes, and one backward through the clean and the perturbed forward (about 2 backward
-    passes).
+    Cost per micro-batch: 1 clean forward whose graph is dropped, 1 forward without gradients (the target p, dropout
+    off), K input-gradient passes, the perturbed forward and backward, and the clean forward and backward again with
+    the first one's dropout masks (2N + 2F + K I), one graph alive at a time (`PerturbedPasses.regularized_pass`).
 
     Args:
         alpha: Adam's learning rate on the logits (the paper's code: 1 for BERT).

@@ -53,9 +53,10 @@ class IteratedEmbeddingAttack(EmbeddingAttack):
 class SmoothnessRegularizer(EmbeddingAttack):
     """A method whose adversarial term is lambda * D(f(e), f(e + delta)), D the divergence between predictions.
 
-    The clean pass runs forward only (`passes.clean_forward()`): D depends on the clean prediction too, so the
-    final `passes.regularized_pass` backpropagates the task loss and D through both forwards at once. The start is
-    per-coordinate noise of `noise_scale` (the gradient of D is 0 at delta = 0).
+    The clean pass runs forward only, its graph dropped (`passes.clean_forward()`): D depends on the clean
+    prediction too, so the final `passes.regularized_pass` backpropagates D through the perturbed forward and then
+    runs the clean forward again, with the same dropout, to backpropagate the task loss and D's clean side. The
+    start is per-coordinate noise of `noise_scale` (the gradient of D is 0 at delta = 0).
     """
 
     def __init__(self, eps, weight, noise, noise_scale):

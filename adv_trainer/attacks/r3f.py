@@ -13,10 +13,11 @@ class R3F(SmoothnessRegularizer):
     single output):
 
         delta ~ U(-sigma, sigma) per coordinate                     (adv_noise="normal": N(0, sigma^2))
-        grad_theta = grad_theta [L(e) + lambda * D(f(e), f(e + delta))]     (one backward through both forwards)
+        grad_theta = grad_theta [L(e) + lambda * D(f(e), f(e + delta))]     (gradients through both predictions)
 
     D is averaged over the micro-batch and scaled like a mean loss under gradient accumulation. No ascent step.
-    Cost per micro-batch: 2 forward passes and one backward through both graphs, about FGM's cost.
+    Cost per micro-batch: a clean forward whose graph is dropped, then the perturbed and the clean forward and backward
+    (N + 2F: FGM's cost and one forward more), one graph alive at a time (`PerturbedPasses.regularized_pass`).
     """
 
     def __init__(self, weight, noise, noise_scale):

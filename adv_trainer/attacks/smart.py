@@ -15,13 +15,14 @@ class SMART(SmoothnessRegularizer):
         delta_0 ~ N(0, sigma^2) per coordinate                      (adv_noise="uniform": U(-sigma, sigma))
         delta_t = Proj_eps(delta_{t-1} + alpha * g_t / ||g_t||),    g_t = dD(p, f(e + delta_{t-1}))/d(delta)
                                                                     (L-inf: alpha * sign(g_t), clip to [-eps, eps])
-        grad_theta = grad_theta [L(e) + lambda * D(f(e), f(e + delta_K))]    (one backward through both forwards)
+        grad_theta = grad_theta [L(e) + lambda * D(f(e), f(e + delta_K))]    (gradients through both predictions)
 
     D is averaged over the micro-batch and scaled like a mean loss under gradient accumulation. The perturbation is
     added once, to the word-embedding output (mt-dnn's code adds it to the full embedding output and embeds that
     again, applying position/type embeddings and LayerNorm twice). The Bregman proximal term is not implemented.
-    Cost per micro-batch: 2 forward passes, K input-gradient passes, and one backward through the clean and the
-    perturbed graph (about 2 backward passes); the clean graph stays in memory until then.
+    Cost per micro-batch: a clean forward whose graph is dropped (p), K input-gradient passes, the perturbed forward and
+    backward, and the clean forward and backward again with the first one's dropout masks (N + 2F + K I): one graph
+    is alive at a time, so the peak memory is PGD-K's (`PerturbedPasses.regularized_pass`).
     """
 
     def __init__(self, eps, alpha, steps, weight, noise, noise_scale):
