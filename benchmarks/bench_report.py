@@ -211,7 +211,7 @@ def speed_section(speed):
                 f"{v['min_s']:.3f}–{v['max_s']:.3f}",
                 f"{v['ratio_to_none']:.2f}",
             ]
-            cells.append(f"{v['ratio_to_floor']:.2f}")
+            cells.append("–" if v.get("ratio_to_floor") is None else f"{v['ratio_to_floor']:.2f}")
             if has_memory:
                 cells.append(f"{v['peak_memory_mib']:.0f}" if "peak_memory_mib" in v else "–")  # a --no-memory run
             lines.append("| " + " | ".join(cells) + " |")
@@ -231,7 +231,8 @@ def speed_section(speed):
 
 
 def floor_times(floors):
-    return f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s, O = {floors['floor-O']:.3f} s"
+    n = f", N = {floors['floor-N']:.3f} s" if "floor-N" in floors else ""
+    return f"F = {floors['floor-F']:.3f} s, I = {floors['floor-I']:.3f} s{n}, O = {floors['floor-O']:.3f} s"
 
 
 def targets_section(speed):
@@ -248,7 +249,7 @@ def targets_section(speed):
     lines.append("|---|---|---|---|---|")
     for shape_name, shape in speed["shapes"].items():
         v = shape["variants"]
-        methods = [name for name in v if not name.startswith("recipe")]
+        methods = [name for name in v if not name.startswith("recipe") and v[name].get("ratio_to_floor") is not None]
         worst = max(methods, key=lambda name: v[name]["ratio_to_floor"])
         cells = [shape_name, f"{worst} {v[worst]['ratio_to_floor']:.2f}"]
         for ours, recipe, key in (

@@ -7,9 +7,12 @@ One run measures, on the real pretrained all-MiniLM-L6-v2 with batch 32 of real 
 - the weight-editing recipe everyone copies, re-implemented below as the baseline to beat: FGM/PGD that clone the
   word-embedding weight, add eps*G/||G|| of its whole gradient in place, and restore it (PGD also backs up every
   parameter gradient and zeroes them between steps);
-- the floor: one full forward+backward (F), one forward + a backward for the input gradient only (I), and the
-  optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's (K+1)F+O, none's F+O; R3F's is FGM's
-  (two forwards, one backward through both) and AWP's, SMART-K's and CreAT-K's 2F+KI+O.
+- the floor: one full forward+backward (F), one forward + a backward for the input gradient only (I), one forward
+  whose graph is dropped (N) and the optimizer step (O). FGM's floor is 2F+O, PGD-K's 2F+(K-1)I+O, FreeLB-K's and
+  DNE-K's (K+1)F+O, none's F+O, AWP's and CreAT-K's 2F+KI+O; R3F's N+2F+O and SMART-K's N+2F+KI+O (the clean
+  forward runs without its graph first, and again with it after the perturbed pass, so that one graph is alive at
+  a time); ASCC-K's 2N+2F+KI+O (its target prediction is one more forward, without gradients and dropout). A2T's
+  cost depends on the words it tries; it has no pass-count floor and is read against none (its target: at most 3×).
 Variants are interleaved round by round after a warm-up, so drift hits all alike; medians and min-max are reported.
 Shapes: real rows with dynamic padding (what users run), and fixed lengths built by packing consecutive rows.
 Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocated on GPU).
@@ -40,6 +43,8 @@ from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.embedding_hook import EmbeddingOutputHook
 
 ROOT = Path(__file__).resolve().parent.parent
+# WordNet for ASCC, DNE and A2T, as run_glue.py finds it: the shared copy beside the repository unless NLTK_DATA says.
+os.environ.setdefault("NLTK_DATA", str(ROOT.parent / "shared" / "nltk_data"))
 METHODS = {
     "none": {},
     "fgm": {"adv_method": "fgm"},
@@ -52,23 +57,35 @@ METHODS = {
     "r3f": {"adv_method": "r3f"},
     "awp": {"adv_method": "awp"},
     "creat-k1": {"adv_method": "creat", "adv_k": 1},
+    "ascc-k3": {"adv_method": "ascc", "adv_k": 3},
+    "dne-k3": {"adv_method": "dne", "adv_k": 3},
+    "a2t": {"adv_method": "a2t"},
 }
 RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
 TIMED = [*METHODS, *RECIPES]  # every variant with a row in the tables, in their order
-FLOORS = ("floor-F", "floor-I", "floor-O")
+FLOORS = ("floor-F", "floor-I", "floor-N", "floor-O")
 
 
 def floor_of(variant, floor):
-    """The pass-count floor of a variant, from the measured F, I and O."""
+    """The pass-count floor of a variant, from the measured F, I, N and O; None for A2T (read against none)."""
     f, i, o = floor["floor-F"], floor["floor-I"], floor["floor-O"]
+    n = floor.get("floor-N", 0.0)  # runs from before the one-graph-alive SMART/R3F did not measure it
     if variant == "none":
         return f + o
-    if variant in ("fgm", "recipe-fgm", "r3f", "awp"):
+    if variant == "a2t":
+        return None
+    if variant in ("fgm", "recipe-fgm", "awp"):
         return 2 * f + o
+    if variant == "r3f":
+        return n + 2 * f + o
     k = int(variant.rsplit("-k", 1)[1])
-    if variant.startswith("freelb"):
+    if variant.startswith(("freelb", "dne")):
         return (k + 1) * f + o
-    if variant.startswith(("smart", "creat")):
+    if variant.startswith("smart"):
+        return n + 2 * f + k * i + o
+    if variant.startswith("ascc"):
+        return 2 * n + 2 * f + k * i + o
+    if variant.startswith("creat"):
         return 2 * f + k * i + o
     return 2 * f + (k - 1) * i + o
 
@@ -107,12 +124,13 @@ class Bench:
     def __init__(self, model_path, device):
         self.device = device
         self.model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)  # the synonym-aware methods read its vocabulary
         self.trainers = {}
         for name, adv in METHODS.items():
             args = AdversarialTrainingArguments(
                 output_dir="/tmp/bench_speed", report_to="none", use_cpu=device == "cpu", learning_rate=1e-9, **adv
             )
-            trainer = AdversarialTrainer(model=self.model, args=args)
+            trainer = AdversarialTrainer(model=self.model, args=args, processing_class=tokenizer)
             trainer.create_optimizer()
             self.trainers[name] = trainer
         self.optimizer = self.trainers["none"].optimizer
@@ -136,6 +154,8 @@ class Bench:
                 hook.start_pass(None)
                 loss = self.model(**batch).loss
                 loss.backward(inputs=[hook.delta])
+        elif variant == "floor-N":  # a forward whose graph is dropped (SMART's, R3F's and ASCC's first clean pass)
+            self.model(**batch).loss.detach()
         elif variant == "floor-O":
             self.optimizer.step()
         self.model.zero_grad(set_to_none=False)
@@ -266,13 +286,14 @@ def main():
         medians = {variant: statistics.median(values) for variant, values in times.items()}
         shape = {"mean_tokens_per_row": tokens, "variants": {}}
         for variant in measured:
+            floor = floor_of(variant, medians)
             shape["variants"][variant] = {
                 "median_s": medians[variant],
                 "min_s": min(times[variant]),
                 "max_s": max(times[variant]),
                 "ratio_to_none": medians[variant] / medians["none"],
-                "floor_s": floor_of(variant, medians),
-                "ratio_to_floor": medians[variant] / floor_of(variant, medians),
+                "floor_s": floor,
+                "ratio_to_floor": None if floor is None else medians[variant] / floor,
             }
         shape["floors"] = {floor: medians[floor] for floor in FLOORS}
         if not args.no_memory:
