@@ -20,9 +20,9 @@ class SMART(SmoothnessRegularizer):
     D is averaged over the micro-batch and scaled like a mean loss under gradient accumulation. The perturbation is
     added once, to the word-embedding output (mt-dnn's code adds it to the full embedding output and embeds that
     again, applying position/type embeddings and LayerNorm twice). The Bregman proximal term is not implemented.
-    Cost per micro-batch: a clean forward whose graph is dropped (p), K input-gradient passes, the perturbed forward and
-    backward, and the clean forward and backward again with the first one's dropout masks (N + 2F + K I): one graph
-    is alive at a time, so the peak memory is PGD-K's (`PerturbedPasses.regularized_pass`).
+    Cost per micro-batch: a clean forward whose graph is dropped (p), K input-gradient passes, the perturbed
+    forward and backward, and the clean forward and backward again with the first one's dropout masks
+    (N + 2F + K I): one graph is alive at a time, so the peak memory is PGD-K's (`PerturbedPasses.regularized_pass`).
     """
 
     def __init__(self, eps, alpha, steps, weight, noise, noise_scale):
