@@ -68,8 +68,7 @@ FLOORS = ("floor-F", "floor-I", "floor-N", "floor-O")
 
 def floor_of(variant, floor):
     """The pass-count floor of a variant, from the measured F, I, N and O; None for A2T (read against none)."""
-    f, i, o = floor["floor-F"], floor["floor-I"], floor["floor-O"]
-    n = floor.get("floor-N", 0.0)  # runs from before the one-graph-alive SMART/R3F did not measure it
+    f, i, n, o = floor["floor-F"], floor["floor-I"], floor["floor-N"], floor["floor-O"]
     if variant == "none":
         return f + o
     if variant == "a2t":

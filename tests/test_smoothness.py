@@ -4,7 +4,6 @@ refusals."""
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertForSequenceClassification
 
 from adv_trainer import AdversarialTrainer
 from adv_trainer.attacks.base import SmoothnessRegularizer
@@ -13,8 +12,6 @@ from tests.test_attacks import assert_same, trainer_gradients
 from tests.test_models import FAMILIES
 from tests.test_safety import InfAtFirstExample
 from tests.tiny_models import (
-    NO_DROPOUT,
-    SMALL,
     arguments,
     classification_rows,
     collate,
@@ -69,6 +66,22 @@ def hand_gradients(model, inputs, delta, weight):
     return torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
 
 
+def smart_ascent(model, inputs, clean_logits, delta, steps, eps, alpha, norm="l2"):
+    """SMART's delta_K by hand: `steps` normalised ascent steps on D(p, f(e + delta)) from `delta`, projected."""
+    mask = inputs["attention_mask"].float()[..., None]
+    for _ in range(steps):
+        delta = delta.clone().requires_grad_()
+        divergence = prediction_divergence(clean_logits, outputs_at(model, inputs, delta).logits).mean()
+        (g,) = torch.autograd.grad(divergence, delta)
+        g = g * mask
+        if norm == "l2":
+            delta = delta.detach() + alpha * g / g.flatten(1).norm(dim=1)[:, None, None]
+            delta = delta * torch.clamp(eps / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
+        else:
+            delta = (delta.detach() + alpha * g.sign()).clamp(-eps, eps)
+    return delta
+
+
 def test_the_divergence_is_the_symmetric_kl_and_zero_at_equal_predictions():
     p, q = torch.randn(5, 3), torch.randn(5, 3)
     torch.testing.assert_close(prediction_divergence(p, q), symmetric_kl(p, q))
@@ -89,20 +102,9 @@ def test_r3f_gradient_equals_the_update_rule_computed_by_hand(tmp_path, fixed_no
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_smart_gradient_equals_the_update_rule_computed_by_hand(tmp_path, fixed_noise, norm):
     model, inputs = tiny_bert(), collate(classification_rows(4))
-    mask = inputs["attention_mask"].float()[..., None]
     eps, alpha = (0.3, 0.2) if norm == "l2" else (0.02, 0.015)
     clean_logits = outputs_at(model, inputs, 0.0).logits.detach()
-    delta = noise_of(model, inputs)
-    for _ in range(2):
-        delta = delta.clone().requires_grad_()
-        divergence = prediction_divergence(clean_logits, outputs_at(model, inputs, delta).logits).mean()
-        (g,) = torch.autograd.grad(divergence, delta)
-        g = g * mask
-        if norm == "l2":
-            delta = delta.detach() + alpha * g / g.flatten(1).norm(dim=1)[:, None, None]
-            delta = delta * torch.clamp(eps / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
-        else:
-            delta = (delta.detach() + alpha * g.sign()).clamp(-eps, eps)
+    delta = smart_ascent(model, inputs, clean_logits, noise_of(model, inputs), 2, eps, alpha, norm)
     expected = hand_gradients(model, inputs, delta, weight=1.0)
     settings = {**SMART, "adv_epsilon": eps, "adv_alpha": alpha, "adv_norm": norm}
     assert_same(trainer_gradients(tmp_path, model, inputs, **settings), expected)
@@ -233,32 +235,21 @@ def test_bf16_autocast_gives_finite_losses_and_a_regulariser_in_float32(tmp_path
     assert torch.isfinite(torch.tensor([log["loss"], log["adv_loss"]])).all() and log["adv_loss"] > 0
 
 
-def dropout_bert():
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=16, max_position_embeddings=32, num_labels=2, **SMALL)
-    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.3
-    return BertForSequenceClassification(config)
-
-
 @pytest.mark.parametrize("adv", [R3F, SMART], ids=["r3f", "smart"])
 def test_under_dropout_the_update_and_the_random_draws_after_it_are_those_of_one_joint_backward(
     tmp_path, fixed_noise, adv
 ):
-    # The clean forward runs twice (without, then with its graph); the second must see the first's dropout masks,
+    # The clean forward runs twice (its graph dropped, then kept); the second must see the first's dropout masks,
     # and what is drawn after the step must not depend on it having run twice.
-    model, inputs = dropout_bert(), collate(classification_rows(4))
+    model, inputs = tiny_bert(dropout=0.3), collate(classification_rows(4))
     trainer = AdversarialTrainer(model=model, args=arguments(tmp_path, **adv))
     model.train()
     torch.manual_seed(5)
     clean = outputs_at(model, inputs, 0.0)
     delta = noise_of(model, inputs)
-    for _ in range(adv.get("adv_k", 0) if adv["adv_method"] == "smart" else 0):
-        delta = delta.clone().requires_grad_()
-        divergence = prediction_divergence(clean.logits.detach(), outputs_at(model, inputs, delta).logits).mean()
-        (g,) = torch.autograd.grad(divergence, delta)
-        g = g * inputs["attention_mask"].float()[..., None]
-        delta = delta.detach() + adv["adv_alpha"] * g / g.flatten(1).norm(dim=1)[:, None, None]
-        delta = delta * torch.clamp(adv["adv_epsilon"] / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
+    if adv["adv_method"] == "smart":
+        steps, eps, alpha = adv["adv_k"], adv["adv_epsilon"], adv["adv_alpha"]
+        delta = smart_ascent(model, inputs, clean.logits.detach(), delta, steps, eps, alpha)
     perturbed = outputs_at(model, inputs, delta)
     total = clean.loss + symmetric_kl(clean.logits, perturbed.logits).mean()
     expected = torch.autograd.grad(total, [p for p in model.parameters() if p.requires_grad])
@@ -274,19 +265,12 @@ def test_under_dropout_the_update_and_the_random_draws_after_it_are_those_of_one
 
 @pytest.mark.parametrize("adv", [R3F, {**SMART, "adv_k": 1}], ids=["r3f", "smart"])
 def test_at_256_tokens_the_gradient_equals_the_joint_rule_computed_by_hand(tmp_path, fixed_noise, adv):
-    torch.manual_seed(0)
-    config = BertConfig(hidden_size=16, max_position_embeddings=256, num_labels=2, **SMALL, **NO_DROPOUT)
-    model = BertForSequenceClassification(config)
+    model = tiny_bert(max_length=256)
     inputs = collate(classification_rows(4, min_len=200, max_len=256))
     assert inputs["input_ids"].shape[1] > 240
     delta = noise_of(model, inputs)
     if adv["adv_method"] == "smart":  # one normalised L2 ascent step from the noise, projected onto eps
         clean_logits = outputs_at(model, inputs, 0.0).logits.detach()
-        delta = delta.clone().requires_grad_()
-        divergence = prediction_divergence(clean_logits, outputs_at(model, inputs, delta).logits).mean()
-        (g,) = torch.autograd.grad(divergence, delta)
-        g = g * inputs["attention_mask"].float()[..., None]
-        delta = delta.detach() + adv["adv_alpha"] * g / g.flatten(1).norm(dim=1)[:, None, None]
-        delta = delta * torch.clamp(adv["adv_epsilon"] / delta.flatten(1).norm(dim=1), max=1.0)[:, None, None]
+        delta = smart_ascent(model, inputs, clean_logits, delta, 1, adv["adv_epsilon"], adv["adv_alpha"])
     expected = hand_gradients(model, inputs, delta, weight=1.0)
     assert_same(trainer_gradients(tmp_path, model, inputs, **adv), expected)

@@ -44,11 +44,12 @@ NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
 SMALL = {"vocab_size": VOCAB, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 32}
 
 
-def tiny_bert(num_labels=2, seed=0, hidden_size=16, head=BertForSequenceClassification):
+def tiny_bert(num_labels=2, seed=0, hidden_size=16, head=BertForSequenceClassification, max_length=32, dropout=0.0):
     """A BERT with the given head class (sequence classification, multiple choice, token classification, QA)."""
     torch.manual_seed(seed)
+    dropouts = {"hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout}
     config = BertConfig(
-        hidden_size=hidden_size, max_position_embeddings=32, num_labels=num_labels, **SMALL, **NO_DROPOUT
+        hidden_size=hidden_size, max_position_embeddings=max_length, num_labels=num_labels, **SMALL, **dropouts
     )
     return head(config)
 
