@@ -19,6 +19,7 @@ Peak memory: each variant again in a fresh process (peak RSS on CPU, max allocat
 
     python benchmarks/bench_speed.py --out docs/results/speed.json          # CPU here; --device cuda on a GPU
     python benchmarks/bench_speed.py --variants r3f,awp --update            # add variants to the shapes measured
+    python benchmarks/bench_speed.py --no-memory && python benchmarks/bench_speed.py --memory-only  # quiet part first
 
 With `--variants`, only those (plus none and the floors, which their ratios need) are timed, and `--update` adds them
 to each shape of the existing file, recording that run's none and floors next to them.
@@ -218,8 +219,12 @@ def peak_memory_mib(variant, length, device, batch_size, model_path):
         str(batch_size),
     ]
     command += ["--model", model_path] + (["--length", str(length)] if length else [])
-    # Two malloc arenas: glibc's default (8 per core) leaves freed blocks in per-thread arenas and makes RSS noisy.
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    # RSS counts what glibc keeps, not only live tensors. Two arenas: its default (8 per core) leaves freed blocks in
+    # per-thread arenas. A fixed mmap threshold: by default it rises to 32 MiB after the first large free, so blocks
+    # below it (a layer's activations at 256 tokens) come from the heap, whose freed pieces glibc keeps, and RSS
+    # depends on the order of allocations (measured: SMART K=1 at 256 tokens 1.07x PGD K=1's RSS by default, equal
+    # with the threshold fixed, as the profiler's live-tensor peak is: 3482 MiB each).
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "65536"}
     completed = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return float(completed.stdout.strip().splitlines()[-1])
 
@@ -249,6 +254,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
+    parser.add_argument(
+        "--memory-only", action="store_true", help="measure peak memory only, into the shapes an existing --out has"
+    )
     parser.add_argument("--update", action="store_true", help="keep what an existing --out file has measured")
     parser.add_argument(
         "--variants", default=",".join(TIMED), help="comma-separated methods and recipes (default: all)"
@@ -267,6 +275,16 @@ def main():
     if args.measure_memory:
         print(measure_memory(args.measure_memory, args.length, args.device, args.batch_size, args.model))
         return
+    if args.memory_only:
+        results = json.loads(Path(args.out).read_text())
+        # Memory needs no quiet machine, so it may run after the timing (`--no-memory`) while other work goes on.
+        for length_name in args.lengths.split(","):
+            length = None if length_name == "dynamic" else int(length_name)
+            for variant in measured:
+                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model)
+                results["shapes"][length_name]["variants"][variant]["peak_memory_mib"] = memory
+            Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        return
 
     torch.manual_seed(0)
     bench = Bench(args.model, args.device)
@@ -279,11 +297,13 @@ def main():
         results["shapes"] = json.loads(Path(args.out).read_text())["shapes"]
     for length_name in args.lengths.split(","):
         length = None if length_name == "dynamic" else int(length_name)
+        load_before = os.getloadavg()[0]
         batches = sst2_batches(tokenizer, length, args.batch_size, 4, args.device)
         tokens = sum(int(b["attention_mask"].sum()) for b in batches) / len(batches) / args.batch_size
         times = time_variants(bench, variants, batches, args.rounds, args.warmup)
         medians = {variant: statistics.median(values) for variant, values in times.items()}
-        shape = {"mean_tokens_per_row": tokens, "variants": {}}
+        # The 1-minute load average before and after: the machine may be shared, and the report gives it.
+        shape = {"mean_tokens_per_row": tokens, "load": [load_before, os.getloadavg()[0]], "variants": {}}
         for variant in measured:
             floor = floor_of(variant, medians)
             shape["variants"][variant] = {
