@@ -8,6 +8,7 @@ from .adversarial_config import SYNONYM_METHODS, AdversarialTrainingArguments, s
 from .adversarial_metrics import AdversarialMetrics
 from .attacks import build_attack
 from .embedding_hook import EmbeddingOutputHook, input_embedding
+from .gradient_sync import GradientSync
 from .loss_normalisation import loss_divides_by_num_items
 from .perturbed_passes import PerturbedPasses
 from .recorded_state import unrecorded
@@ -110,8 +111,8 @@ class AdversarialTrainer(Trainer):
             self._packing_checked = check_packing_is_honoured(unwrapped, inputs, groups)
         scale = self._epsilon_scale()
         attack = self.attack if scale == 1 else build_attack(self.args, scale, self._synonyms())
-        with EmbeddingOutputHook(input_embedding(unwrapped)) as hook:
-            passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook)
+        with EmbeddingOutputHook(input_embedding(unwrapped)) as hook, GradientSync(self.accelerator, model) as sync:
+            passes = PerturbedPasses(self, model, inputs, num_items_in_batch, loss_scale, hook, sync)
             clean_loss = attack.clean_pass(passes)
             with unrecorded(self):  # what `compute_loss` records (TRL's metrics) counts once, from the clean pass
                 norms = attack.perturb(passes)

@@ -18,9 +18,9 @@ class PerturbedPasses:
 
     Every pass computes its loss exactly like the clean one: the trainer's `compute_loss` under its autocast context,
     multiplied by the same `loss_scale`, and goes through `accelerator.backward` (so fp16 loss scaling applies).
-    DDP decides at the forward whether a backward all-reduces, so every forward runs under `no_sync` except the
-    attack's final parameter pass, which inherits the Trainer's choice for this micro-batch: one gradient reduction
-    per optimizer step, however many passes.
+    Every backward but the attack's final parameter pass's leaves the gradients unreduced (`GradientSync`: DDP's
+    `no_sync` at the forward, FSDP2's flags at the backward); the final pass inherits the Trainer's choice for this
+    micro-batch: one gradient reduction per optimizer step, however many passes.
 
     Args:
         trainer: the `AdversarialTrainer`.
@@ -29,15 +29,17 @@ class PerturbedPasses:
         num_items_in_batch: passed on to `compute_loss`.
         loss_scale: the factor that makes this micro-batch's loss its share of the accumulated batch.
         hook: an entered `EmbeddingOutputHook` on the model's input embedding.
+        sync: an entered `GradientSync` of the model, which keeps every backward but the final pass's unreduced.
     """
 
-    def __init__(self, trainer, model, inputs, num_items_in_batch, loss_scale, hook):
+    def __init__(self, trainer, model, inputs, num_items_in_batch, loss_scale, hook, sync):
         self.trainer = trainer
         self.model = model
         self.inputs = inputs
         self.num_items_in_batch = num_items_in_batch
         self.loss_scale = loss_scale
         self.hook = hook
+        self.sync = sync
         self.space = None
         self.clean_gradient = None
         self.clean_logits = None  # `clean_forward` only: the clean logits (no graph) and the random draws of that pass
@@ -302,8 +304,7 @@ class PerturbedPasses:
         """The scaled loss with `position_delta` added to the embedding output (and the model output if asked), of
         the micro-batch or of `batch`, inputs made of its examples."""
         self.hook.start_pass(position_delta, without_gradients=without_gradients)
-        sync_context = contextlib.nullcontext() if final else self.trainer.accelerator.no_sync(self.model)
-        with sync_context, self.trainer.compute_loss_context_manager():
+        with self.sync.pass_context(final), self.trainer.compute_loss_context_manager():
             # `compute_loss` may pop `labels` from the dict it gets, so each pass gets its own.
             inputs, num_items = dict(self.inputs if batch is None else batch), self.num_items_in_batch
             result = self.trainer.compute_loss(

@@ -8,6 +8,20 @@ from .adversarial_config import SMOOTHNESS_METHODS
 
 __all__ = ["check_class_order", "check_parallelism", "check_model"]
 
+# The methods FSDP2 cannot run, and why. Under FSDP2 a rank holds only its shard of each weight outside the model's
+# forward, and every forward all-gathers the weights: all ranks must run the same number of forwards.
+_FSDP2_METHODS = "Use an embedding-output method: fgm, pgd, freelb, smart, r3f or creat."
+FSDP2_UNSUPPORTED = {
+    "awp": "it perturbs each weight by its gradient scaled to the weight's norm, and a sharded weight's norm is a "
+    f"sum over every rank's shard. {_FSDP2_METHODS}",
+    "ascc": "its hull points are rows of the word-embedding weight read outside the model's forward, where the weight "
+    f"is sharded across ranks. {_FSDP2_METHODS}",
+    "dne": "its mixtures are rows of the word-embedding weight read outside the model's forward, where the weight is "
+    f"sharded across ranks. {_FSDP2_METHODS}",
+    "a2t": "the number of its forwards depends on each rank's words (the swaps it scores), and every FSDP2 forward "
+    f"gathers the weights from all ranks, so the ranks would wait on each other's gathers. {_FSDP2_METHODS}",
+}
+
 
 def check_class_order(trainer_class, adversarial_class, base_class):
     """Refuses a class combining `adversarial_class` with a parent trainer whose `training_step` would never run.
@@ -31,11 +45,21 @@ def check_parallelism(trainer):
     if getattr(trainer, "is_deepspeed_enabled", False):
         _refuse(
             "DeepSpeed",
-            "its engine scales and reduces gradients per `backward` call, and one training step here runs several.",
+            "its engine scales and reduces gradients per `backward` call, and one training step here runs several. "
+            "For sharded training use FSDP2 (`fsdp=True, fsdp_config={'fsdp_version': 2}`; docs/distributed.md).",
         )
     if getattr(trainer, "is_fsdp_enabled", False):
-        _refuse("FSDP", "nested `no_sync` regions and several backwards per step are not verified with sharded grads.")
-    if trainer.args.fsdp:
+        version = getattr(trainer.accelerator.state.fsdp_plugin, "fsdp_version", 1)
+        if version != 2:
+            _refuse(
+                f"FSDP{version}",
+                "its `no_sync` keeps unsharded gradients only as a whole-model context, which the passes of one step "
+                "cannot nest. Use FSDP2: `fsdp_config={'fsdp_version': 2}`.",
+            )
+        method = trainer.args.adv_method
+        if method in FSDP2_UNSUPPORTED:
+            _refuse(f"`adv_method='{method}'` under FSDP2", FSDP2_UNSUPPORTED[method])
+    elif trainer.args.fsdp:
         # accelerate turns FSDP on only for accelerators: asked for elsewhere, the Trainer silently runs plain DDP.
         _refuse(
             f"`fsdp={trainer.args.fsdp!r}` where accelerate does not enable FSDP (no accelerator here)",
