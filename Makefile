@@ -13,7 +13,7 @@ TASK ?= sst2
 METHOD ?= pgd
 CPU_TASKS := $(patsubst configs/%_minilm_cpu.yaml,%,$(wildcard configs/*_minilm_cpu.yaml))
 
-.PHONY: install train bench bench-quality report test test-fast test-floors quality style docs docs-serve
+.PHONY: install train bench bench-quality report gpu-check test test-fast test-floors quality style docs docs-serve
 
 install:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ bench-quality:
 
 report:
 	$(PY) benchmarks/bench_report.py
+
+# On a GPU machine (under 10 minutes, nothing downloaded): the GPU tests and the step-time benchmark at BERT-base and
+# BERT-large shapes, into docs/results/gpu_check.json (benchmarks/gpu_check.py; `--dry-run` checks it on a CPU).
+gpu-check:
+	$(PY) benchmarks/gpu_check.py
 
 test:
 	$(PY) -m pytest

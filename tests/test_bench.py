@@ -1,14 +1,20 @@
 """The benchmark scripts' own logic: the floors, the weight-editing baseline, the report (no timings asserted)."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from adv_trainer.defaults import DEFAULTS
-from benchmarks import advglue_report, bench_quality, bench_report, bench_speed
+from benchmarks import advglue_report, bench_quality, bench_report, bench_speed, gpu_check
+from tests.glue_files import shared_glue
 from tests.tiny_models import classification_rows, collate, tiny_bert
 
+ROOT = Path(__file__).resolve().parent.parent
 FLOOR = {"floor-F": 1.0, "floor-I": 0.4, "floor-N": 0.3, "floor-O": 0.1}
 
 
@@ -129,3 +135,23 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     assert not (tmp_path / "plots" / "robustness_cola.png").exists()  # cola was not evaluated under attack
     assert (tmp_path / "plots" / "speed.png").stat().st_size > 1000
     assert (tmp_path / "plots" / "speed_growth.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_on_the_cpu_as_a_dry_run(tmp_path):
+    """`make gpu-check`'s command, on the CPU at a tiny shape: its GPU tests skip with their reason, and every
+    variant gets a time, a floor and a peak, so that the GPU run is known to work before a GPU is lent."""
+    shared_glue()  # bench_speed.py reads ../shared/glue/SST-2/train.tsv
+    out = tmp_path / "gpu_check.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    command = [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-3000:]
+    results = json.loads(out.read_text())
+    tests = results["gpu_tests"]
+    assert tests["counts"]["tests"] >= 8 and tests["counts"]["skipped"] == tests["counts"]["tests"]
+    assert all("needs a CUDA GPU" in outcome for outcome in tests["outcomes"].values())
+    variants = results["speed"]["tiny"]["shapes"]["128"]["variants"]
+    assert set(variants) == set(gpu_check.VARIANTS.split(","))
+    assert all(v["median_s"] > 0 and v["peak_memory_mib"] > 0 for v in variants.values())
+    assert variants["pgd-k3"]["floor_s"] > variants["none"]["floor_s"] > 0

@@ -300,8 +300,8 @@ def token_noise(attack, passes):
     equivalences of the noise-drawing methods are tested with this deterministic noise of the same scale.
     """
     ids = passes.inputs["input_ids"].float()  # (B, T)
-    positions = torch.arange(ids.shape[1], dtype=torch.float32)
-    coordinates = torch.arange(1, passes.space.dim + 1, dtype=torch.float32)
+    positions = torch.arange(ids.shape[1], dtype=torch.float32, device=ids.device)
+    coordinates = torch.arange(1, passes.space.dim + 1, dtype=torch.float32, device=ids.device)
     noise = torch.sin(0.37 * ids[..., None] * coordinates + positions[None, :, None])  # (B, T, E)
     return attack.noise_scale * noise * passes.space.mask[..., None]
 
