@@ -193,14 +193,16 @@ def speed_section(speed):
         f"Measured by `benchmarks/bench_speed.py` on {machine['device']} ({machine['processor']}, "
         f"{machine['cpu_threads']} threads; torch {machine['torch']}, transformers {machine['transformers']}); "
         f"median of {speed['rounds']} interleaved rounds. `floor` is the pass-count floor (F: full forward+backward, "
-        "I: forward + input-gradient backward, O: optimizer step); `recipe-*` edit the embedding weight in place.",
+        "I: forward + input-gradient backward, N: forward whose graph is dropped, O: optimizer step); `recipe-*` edit "
+        "the embedding weight in place.",
         "",
     ]
     for shape_name, shape in speed["shapes"].items():
         title = (
             "real SST-2 rows, dynamic padding" if shape_name == "dynamic" else f"rows packed to {shape_name} tokens"
         )
-        lines += [f"### {title} (mean {shape['mean_tokens_per_row']:.0f} tokens per row)", ""]
+        load = f"; load {shape['load'][0]:.1f} before, {shape['load'][1]:.1f} after" if "load" in shape else ""
+        lines += [f"### {title} (mean {shape['mean_tokens_per_row']:.0f} tokens per row{load})", ""]
         has_memory = any("peak_memory_mib" in v for v in shape["variants"].values())
         header = ["variant", "median s", "min–max s", "× none", "× floor"] + (["peak MiB"] if has_memory else [])
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -244,14 +246,31 @@ def targets_section(speed):
         "that run the same passes (fgm and pgd-k1) show the noise of the machine.",
         "",
     ]
-    header = "| shape | worst method × floor | pgd-k3 / recipe time | fgm / recipe time | pgd-k3 / recipe peak MiB |"
-    lines.append(header)
-    lines.append("|---|---|---|---|---|")
+    lines += [
+        "Target for SMART and R3F, which hold one graph at a time: peak memory no higher than PGD K=1's (peak RSS, glibc's "
+        "mmap threshold fixed, `bench_speed.peak_memory_mib`). Peak × none is each method's peak over plain "
+        "fine-tuning's, the highest of the shape.",
+        "",
+    ]
+    header = [
+        "shape", "worst method × floor", "smart-k1 / pgd-k1 peak", "r3f / pgd-k1 peak", "highest peak × none",
+        "pgd-k3 / recipe time", "fgm / recipe time", "pgd-k3 / recipe peak",
+    ]  # fmt: skip
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for shape_name, shape in speed["shapes"].items():
         v = shape["variants"]
         methods = [name for name in v if not name.startswith("recipe") and v[name].get("ratio_to_floor") is not None]
         worst = max(methods, key=lambda name: v[name]["ratio_to_floor"])
         cells = [shape_name, f"{worst} {v[worst]['ratio_to_floor']:.2f}"]
+        measured = [name for name in v if not name.startswith("recipe") and "peak_memory_mib" in v[name]]
+        for ours in ("smart-k1", "r3f"):
+            both = ours in measured and "pgd-k1" in measured
+            cells.append(f"{v[ours]['peak_memory_mib'] / v['pgd-k1']['peak_memory_mib']:.3f}" if both else "–")
+        if "none" in measured:
+            highest = max(measured, key=lambda name: v[name]["peak_memory_mib"])
+            cells.append(f"{highest} {v[highest]['peak_memory_mib'] / v['none']['peak_memory_mib']:.2f}")
+        else:
+            cells.append("–")
         for ours, recipe, key in (
             ("pgd-k3", "recipe-pgd-k3", "median_s"),
             ("fgm", "recipe-fgm", "median_s"),

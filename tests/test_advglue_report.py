@@ -4,7 +4,12 @@ import pytest
 
 from benchmarks import advglue_report
 
-STYLE = {"none": {"color": "C0", "marker": "o"}, "pgd": {"color": "C1", "marker": "s"}, "creat": {"color": "C2"}}.get
+STYLE = {
+    "none": {"color": "C0", "marker": "o"},
+    "pgd": {"color": "C1", "marker": "s"},
+    "creat": {"color": "C2"},
+    "ascc": {},
+}.get
 
 
 def record(method, seed, correct, benign=None, accuracy=0.8):
@@ -45,16 +50,19 @@ def test_the_section_tables_every_method_and_the_named_variant_and_draws_the_plo
         ("sst2", "none"): [record("none", s, [1, 0, 0, 1], [1, 1, None, 1], 0.83) for s in (1, 2)],
         ("sst2", "creat"): [record("creat", s, [1, 1, 0, 0], [1, 1, None, 1], 0.86) for s in (1, 2)],
         ("sst2", "pgd"): [record("pgd", s, [1, 0, 0, 1], [1, 0, None, 1], 0.85) for s in (1, 2)],
+        ("sst2", "ascc"): [record("ascc", s, [1, 1, 1, 1], [1, 1, None, 1], 0.80) for s in (1, 2)],
     }
     named = [record("creat", s, [1, 1, 0, 1], [1, 1, None, 1], 0.84) for s in (1, 2)]  # CreAT at ε = 0.1
-    methods = ["none", "pgd", "creat"]
+    methods = ["none", "pgd", "creat", "ascc"]
     lines = advglue_report.advglue_section("sst2", "eval_accuracy", methods, by_run, tmp_path, STYLE, named)
     rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
-    assert list(rows) == ["method", "none", "pgd", "creat", "creat ε=0.1 (named)"]
+    assert list(rows) == ["method", "none", "pgd", "creat", "ascc", "creat ε=0.1 (named)"]
     assert rows["none"] == "| none | 2 | 83.0 ± 0.0 | 50.0 ± 0.0 | 100.0 ± 0.0 | – |"
     named_row = rows["creat ε=0.1 (named)"]
     assert named_row.startswith("| creat ε=0.1 (named) | 2 | 84.0 ± 0.0 | 75.0 ± 0.0 | 100.0 ± 0.0 | +25.0 [")
-    assert named_row.endswith("] |")  # named beforehand: a plain 95 % interval
+    assert named_row.endswith("] at 95.0 % |")  # named beforehand: a plain 95 % interval
+    # ascc at its defaults, named by the synonym preregistration: 95 % too, and not one of the corrected comparisons.
+    assert rows["ascc"].endswith(" at 95.0 % |")
     # The method at today's defaults is one more comparison not named beforehand: two, each at 97.5 %.
     assert rows["creat"].startswith("| creat | 2 | 86.0 ± 0.0 | 50.0 ± 0.0 |")
     assert rows["creat"].endswith(" at 97.5 % |")
