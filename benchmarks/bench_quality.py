@@ -38,7 +38,11 @@ from adv_trainer.adversarial_config import AdversarialMethod
 from adv_trainer.defaults import FIELDS_USED
 
 # The numeric flags a `--settings` entry may set; those outside FIELDS_USED (the warm-up) every method but none reads.
-ADV_FLAGS = ("adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight", "adv_tau", "adv_start_step")
+ADV_FLAGS = (
+    "adv_epsilon", "adv_alpha", "adv_k", "adv_init_mag", "adv_weight", "adv_tau", "adv_start_step",
+    "adv_sparsity", "adv_synonyms", "adv_concentration", "adv_fraction",
+)  # fmt: skip
+INTEGER_FLAGS = {"adv_k": "adv_k counts steps, e.g. adv_k=3", "adv_synonyms": "adv_synonyms counts synonyms, e.g. 8"}
 HYPERPARAMETERS = {flag for fields in FIELDS_USED.values() for flag in fields}
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,9 +172,9 @@ def parse_setting(text):
                 f"{', '.join(ADV_FLAGS)}, e.g. adv_epsilon=0.02."
             )
         setting[flag] = float(value)
-        if flag == "adv_k":
+        if flag in INTEGER_FLAGS:
             if not setting[flag].is_integer():
-                raise SystemExit(f"bench_quality.py: --settings entry {item!r}: adv_k counts steps, e.g. adv_k=3.")
+                raise SystemExit(f"bench_quality.py: --settings entry {item!r}: {INTEGER_FLAGS[flag]}.")
             setting[flag] = int(setting[flag])
     return setting
 

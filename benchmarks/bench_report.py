@@ -247,8 +247,8 @@ def targets_section(speed):
         "",
     ]
     lines += [
-        "Target for SMART and R3F, which hold one graph at a time: peak memory no higher than PGD K=1's (peak RSS, glibc's "
-        "mmap threshold fixed, `bench_speed.peak_memory_mib`). Peak × none is each method's peak over plain "
+        "Target for SMART and R3F, which hold one graph at a time: peak memory no higher than PGD K=1's (peak RSS, "
+        "glibc's mmap threshold fixed, `bench_speed.peak_memory_mib`). Peak × none is each method's peak over plain "
         "fine-tuning's, the highest of the shape.",
         "",
     ]

@@ -217,6 +217,13 @@ def test_settings_are_parsed_and_skipped_by_methods_that_do_not_read_them():
     )  # run_glue.py reads a step count as a whole number
     with pytest.raises(SystemExit, match="adv_k=2.5'.*adv_k=3"):
         bench_quality.parse_setting("adv_k=2.5")
+    # The synonym-aware methods' own fields sweep too; a synonym count is a whole number.
+    setting = bench_quality.parse_setting("adv_sparsity=0.5,adv_synonyms=8,adv_fraction=0.2,adv_concentration=1")
+    assert setting == {"adv_sparsity": 0.5, "adv_synonyms": 8, "adv_fraction": 0.2, "adv_concentration": 1.0}
+    assert isinstance(setting["adv_synonyms"], int)
+    assert bench_quality.reads("ascc", {"adv_sparsity": 0.5}) and not bench_quality.reads("pgd", {"adv_sparsity": 0.5})
+    with pytest.raises(SystemExit, match="adv_synonyms counts synonyms"):
+        bench_quality.parse_setting("adv_synonyms=2.5")
     assert bench_quality.reads("creat", {"adv_epsilon": 0.1}) and bench_quality.reads("none", {})
     assert not bench_quality.reads("none", {"adv_epsilon": 0.1})
     assert not bench_quality.reads("r3f", {"adv_epsilon": 0.1})  # R3F has no radius
