@@ -10,13 +10,14 @@ docs/results/synonym_preregistration.md), are judged at 95 %; every other compar
 defaults) at a Bonferroni-corrected level over their number.
 """
 
+import json
 import statistics
 
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy.stats import bootstrap
 
-__all__ = ["advglue_section", "paired_bootstrap", "paired_difference"]
+__all__ = ["advglue_levels_section", "advglue_levels", "advglue_section", "paired_bootstrap", "paired_difference"]
 
 BASELINE = "none"
 # The variant named in docs/results/advglue_preregistration.md before any result: CreAT at that day's documented
@@ -138,6 +139,55 @@ def advglue_section(task, clean_metric, methods, by_run, plots_dir, style, named
     figure.savefig(plots_dir / f"advglue_{task}.png", dpi=120)
     plt.close(figure)
     return lines + ["", f"![AdvGLUE {task}](plots/advglue_{task}.png)", ""]
+
+
+def advglue_levels(path, task):
+    """{idx: level} of AdvGLUE task `task` in the file `path`: `word`, `sentence` or `human`, the level of the attack
+    that made each example (its `data_construction`)."""
+    with open(path, encoding="utf-8") as f:
+        return {example["idx"]: example["data_construction"] for example in json.load(f)[task]}
+
+
+def advglue_levels_section(task, methods, by_run, levels):
+    """Markdown lines for `task`'s AdvGLUE accuracy per attack level (`levels`: {idx: level}, `advglue_levels`), and
+    the paired difference from none on the word-level examples alone, at the levels of the main table (the named
+    methods at 95 %, the others Bonferroni-corrected)."""
+    rows = {m: [r for r in by_run.get((task, m), []) if "advglue" in r] for m in methods}
+    rows = {label: runs for label, runs in rows.items() if runs}
+    if BASELINE not in rows:
+        return []
+    order = ("word", "sentence", "human")
+    example_levels = [levels[idx] for idx in rows[BASELINE][0]["advglue"]["idx"]]
+    masks = {level: np.array([found == level for found in example_levels]) for level in order}
+    others = [label for label in rows if label not in (BASELINE, SYNONYM_PREREGISTERED)]
+    corrected = 1 - 0.05 / max(len(others), 1)  # the main table's comparisons not named beforehand
+    counts = {level: int(mask.sum()) for level, mask in masks.items()}
+    lines = [
+        f"### AdvGLUE {task} by attack level",
+        "",
+        f"Accuracy (×100) on the examples of each level of attack (AdvGLUE's `data_construction`: word-level "
+        f"substitutions such as TextFooler and SememePSO, sentence-level rewrites, human-written), mean ± std over "
+        f"seeds; Δ word-level: the paired difference from none on the {counts['word']} word-level examples alone, "
+        "the threat model the synonym-aware methods train against (`ascc` at 95 %, the others at "
+        f"{100 * corrected:.1f} %, as above).",
+        "",
+        "| method | " + " | ".join(f"{level} ({counts[level]})" for level in order) + " | Δ word-level vs none |",
+        "|---|" + "---|" * len(order) + "---|",
+    ]
+    for label, runs in rows.items():
+        outcomes = per_example(runs)
+        cells = [label]
+        for level in order:
+            cells.append(mean_std([100 * seed[masks[level]].mean() for seed in outcomes]))
+        if label == BASELINE:
+            cells.append("–")
+        else:
+            level = 0.95 if label == SYNONYM_PREREGISTERED else corrected
+            word = masks["word"]
+            difference, low, high = paired_bootstrap(outcomes[:, word], per_example(rows[BASELINE])[:, word], level)
+            cells.append(f"{difference:+.1f} [{low:+.1f}, {high:+.1f}] at {100 * level:.1f} %")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def spread(values):

@@ -30,6 +30,8 @@ import sweep_report  # noqa: E402
 import word_attack_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# The AdvGLUE file the records were evaluated on, for the level of each example (the records keep its idx only).
+ADVGLUE_FILE = ROOT.parent / "shared" / "advglue" / "dev.json"
 DOCS = ROOT / "docs"
 # The grid's methods, then those added to AdversarialMethod since (a method keeps its colour when one is added).
 METHODS = list(dict.fromkeys([*bench_quality.METHODS, *bench_quality.ALL_METHODS]))
@@ -106,6 +108,9 @@ def quality_section(records):
         lines += advglue_report.advglue_section(
             task, metric, methods, by_run, DOCS / "plots", lambda m: line_style(m, METHODS), named[task]
         )
+        if ADVGLUE_FILE.is_file() and any("advglue" in r for r in runs_of_task):
+            levels = advglue_report.advglue_levels(ADVGLUE_FILE, task)
+            lines += advglue_report.advglue_levels_section(task, methods, by_run, levels)
     return lines
 
 

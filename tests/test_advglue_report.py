@@ -1,5 +1,7 @@
 """The AdvGLUE comparison of the quality report: the paired difference and its interval, on made-up records."""
 
+import json
+
 import pytest
 
 from benchmarks import advglue_report
@@ -87,3 +89,28 @@ def test_runs_without_advglue_outcomes_are_left_out_seed_by_seed(tmp_path):
     lines = advglue_report.advglue_section("sst2", "eval_accuracy", ["none", "fgm", "pgd"], by_run, tmp_path, STYLE)
     rows = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     assert [row.split(" | ")[:2] for row in rows] == [["| none", "1"], ["| pgd", "1"]]
+
+
+def test_the_levels_section_gives_each_levels_accuracy_and_the_word_level_difference(tmp_path):
+    # Examples 0-1 word-level, 2 sentence-level, 3 human-written; ascc gets both word-level ones right, none neither.
+    levels = {0: "word", 1: "word", 2: "sentence", 3: "human"}
+    by_run = {
+        ("sst2", "none"): [record("none", s, [0, 0, 1, 1]) for s in (1, 2)],
+        ("sst2", "ascc"): [record("ascc", s, [1, 1, 0, 1]) for s in (1, 2)],
+        ("sst2", "pgd"): [record("pgd", s, [1, 0, 1, 1]) for s in (1, 2)],
+    }
+    lines = advglue_report.advglue_levels_section("sst2", ["none", "ascc", "pgd"], by_run, levels)
+    rows = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "---" not in line}
+    assert rows["method"] == "| method | word (2) | sentence (1) | human (1) | Δ word-level vs none |"
+    assert rows["none"] == "| none | 0.0 ± 0.0 | 100.0 ± 0.0 | 100.0 ± 0.0 | – |"
+    assert rows["ascc"].startswith("| ascc | 100.0 ± 0.0 | 0.0 ± 0.0 | 100.0 ± 0.0 | +100.0 [")
+    assert rows["ascc"].endswith(" at 95.0 % |")
+    # pgd is the only comparison not named beforehand here: its interval at 95 %, its difference +50 on word level.
+    assert rows["pgd"].startswith("| pgd | 50.0 ± 0.0 | 100.0 ± 0.0 | 100.0 ± 0.0 | +50.0 [")
+
+
+def test_levels_are_read_from_the_advglue_file(tmp_path):
+    path = tmp_path / "dev.json"
+    sentence = {"idx": 0, "data_construction": "word"}
+    path.write_text(json.dumps({"sst2": [sentence, {"idx": 1, "data_construction": "human"}]}))
+    assert advglue_report.advglue_levels(path, "sst2") == {0: "word", 1: "human"}
