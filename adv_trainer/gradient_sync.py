@@ -47,7 +47,10 @@ class GradientSync:
         """The context of a pass's forward: DDP's `no_sync` unless `final`; under FSDP2 the final pass gets the flags
         as the step found them (the Trainer's choice for this micro-batch)."""
         if self.fsdp_groups:
-            self._restore() if final else self._turn_off()
+            if final:
+                self._restore()
+            else:
+                self._turn_off()
             return contextlib.nullcontext()
         return contextlib.nullcontext() if final else self.accelerator.no_sync(self.model)
 

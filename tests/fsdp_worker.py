@@ -36,8 +36,24 @@ def count_reduce_scatters():
     dist.reduce_scatter_single = counted
 
 
+def train_sft(name, scenario, out_dir):
+    """TRL's `SFTTrainer` composed with `AdversarialTrainer` (tests/test_trl.py), or plain, under FSDP2."""
+    from tests import test_trl
+
+    global reduce_scatters
+    plain = scenario.get("plain", False)
+    fsdp_config = {"fsdp_version": 2, "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}
+    settings = {**scenario["args"], "fsdp": True, "fsdp_config": fsdp_config, "ddp_backend": "gloo"}
+    reduce_scatters = 0
+    trainer_class = test_trl.SFTTrainer if plain else test_trl.AdversarialSFTTrainer
+    trainer = test_trl.sft(out_dir / name, trainer_class, **settings)
+    return results_of(trainer)
+
+
 def train(name, scenario, out_dir):
     global reduce_scatters
+    if scenario.get("sft"):
+        return train_sft(name, scenario, out_dir)
     plain = scenario.get("plain", False)
     arguments = {**FSDP2, **scenario["args"]}
     arguments["fsdp_config"] = {**arguments["fsdp_config"], **scenario.get("fsdp_config", {})}
@@ -63,6 +79,10 @@ def train(name, scenario, out_dir):
         trainer.train(resume_from_checkpoint=str(out_dir / resume))
     else:
         trainer.train()
+    return results_of(trainer)
+
+
+def results_of(trainer):
     # Every rank takes part in gathering the shards; rank 0 keeps the full tensors.
     options = StateDictOptions(full_state_dict=True, cpu_offload=True)
     state_dict = get_model_state_dict(trainer.model_wrapped, options=options)

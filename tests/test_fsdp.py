@@ -42,6 +42,10 @@ SCENARIOS["pgd-checkpointed"] = {"args": CHECKPOINTED}
 SCENARIOS["pgd-resumed"] = {"args": {**CHECKPOINTED, "resume_from": "pgd-checkpointed/out/checkpoint-1"}}
 # bf16 autocast under FSDP2 on CPU.
 SCENARIOS["pgd-bf16"] = {"args": {**PGD, **PER_RANK, "bf16": True}}
+# TRL's SFTTrainer composed with AdversarialTrainer (tests/test_trl.py), 2 ranks x 4 texts, and plain SFTTrainer.
+SFT_PGD = {"adv_method": "pgd", "adv_epsilon": 0.3, "adv_k": 3}
+SCENARIOS["sft-pgd"] = {"sft": True, "args": {**SFT_PGD, "per_device_train_batch_size": 4}}
+SCENARIOS["sft-plain"] = {"sft": True, "plain": True, "args": {"per_device_train_batch_size": 4}}
 REFUSED = {
     "awp": ({"adv_method": "awp"}, "a sharded weight's norm"),
     "ascc": ({"adv_method": "ascc"}, "rows of the word-embedding weight"),
@@ -130,3 +134,15 @@ def test_methods_that_read_whole_weights_are_refused_under_fsdp2(fsdp_results, n
 def test_fsdp1_is_refused_with_a_message_that_names_fsdp2(fsdp_results):
     error = fsdp_results["fsdp1-refused"]["error"]
     assert "does not support FSDP1" in error and "fsdp_version': 2" in error
+
+
+@pytest.mark.slow
+def test_trl_sft_under_fsdp2_gives_the_single_process_update(tmp_path, fsdp_results):
+    test_trl = pytest.importorskip("tests.test_trl")
+    sharded = fsdp_results["sft-pgd"]
+    assert sharded["model_class"].startswith("FSDP") and sharded["global_step"] == 2
+    assert sharded["reduce_scatters"] == fsdp_results["sft-plain"]["reduce_scatters"] == 2 * sharded["fsdp_units"]
+    single = test_trl.sft(tmp_path, per_device_train_batch_size=8, **SFT_PGD)
+    assert tiny_models.max_weight_difference(test_trl.tiny_llama(), single.model) > 1e-3
+    for key, value in single.model.state_dict().items():
+        torch.testing.assert_close(sharded["state_dict"][key], value, atol=1e-5, rtol=1e-5, msg=key)
