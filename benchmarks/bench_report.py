@@ -10,6 +10,7 @@ comparisons are `advglue_report.py` (AdvGLUE) and `word_attack_report.py` (PWWS 
 """
 
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -37,8 +38,9 @@ DOCS = ROOT / "docs"
 METHODS = list(dict.fromkeys([*bench_quality.METHODS, *bench_quality.ALL_METHODS]))
 TASK_METRIC = {"sst2": "eval_accuracy", "mrpc": "eval_f1", "cola": "eval_matthews_correlation"}
 # One colour and one marker per method or speed variant, the same in every plot: no two lines look alike.
-COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d"]
+# 16 speed variants: as many colours and markers.
+COLOURS = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "navy", "crimson", "teal", "olive"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "H", "8", "x"]
 
 
 def robust_columns(metric):
@@ -292,6 +294,7 @@ GROWTH_PANELS = {
     "two passes (FGM's cost)": ["fgm", "recipe-fgm", "awp", "r3f"],
     "PGD, K steps": ["pgd-k1", "pgd-k2", "pgd-k3", "pgd-k5", "recipe-pgd-k3"],
     "FreeLB, SMART": ["freelb-k3", "smart-k1"],
+    "synonym-aware": ["ascc-k3", "dne-k3", "a2t"],
 }
 
 
@@ -345,7 +348,9 @@ def plot_speed(speed):
         present = [i for i, v in enumerate(variants) if v in values]
         xs = [i + s * width for i in present]
         axes[0].bar(xs, [values[variants[i]]["ratio_to_none"] for i in present], width, label=shape)
-        axes[1].bar(xs, [values[variants[i]]["ratio_to_floor"] for i in present], width, label=shape)
+        # A2T has no pass-count floor: no bar.
+        to_floor = [values[variants[i]]["ratio_to_floor"] for i in present]
+        axes[1].bar(xs, [math.nan if r is None else r for r in to_floor], width, label=shape)
     for axis, title in zip(axes, ["step time / none", "step time / floor"], strict=True):
         axis.set_xticks([i + 0.4 - width / 2 for i in range(len(variants))], variants, rotation=45, ha="right")
         axis.set_title(title)

@@ -95,7 +95,10 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     dynamic = {
         "none": variant(1.0, 1.02, 1000),
         "fgm": variant(2.0, 1.01, 1010),
+        "pgd-k1": variant(2.0, 1.0, 1015),
         "pgd-k3": variant(3.0, 1.04, 1020),
+        "smart-k1": variant(2.7, 1.03, 1015),
+        "a2t": variant(2.2, None, 1005),  # no pass-count floor: read against none
         "recipe-fgm": variant(2.5, 1.2, 1100),
         "recipe-pgd-k3": variant(4.0, 1.3, 1200),
     }
@@ -123,9 +126,11 @@ def test_report_is_generated_from_the_raw_results_alone(tmp_path, monkeypatch):
     assert f"--robust_steps 5 {attacks} 872 --do_advglue_eval`" in report and f"{attacks} 408`" in report
     assert "\nNo quality-grid record has word-attack outcomes yet (`benchmarks/bench_quality.py`).\n" in report
     assert "| none | 1.000 | 0.900–1.200 | 1.00 | 1.02 | 1000 |" in report
-    assert "| dynamic | pgd-k3 1.04 | 0.75 | 0.80 | 0.85 |" in report  # the targets, recipes excluded from "worst"
+    # The targets, recipes excluded from "worst" and from the highest peak; SMART's peak over PGD K=1's.
+    assert "| dynamic | pgd-k3 1.04 | 1.000 | – | pgd-k3 1.02 | 0.75 | 0.80 | 0.85 |" in report
+    assert "| a2t | 2.200 | 2.100–2.400 | 2.20 | – | 1005 |" in report
     assert "| r3f | 3.900 | 3.800–4.100 | 3.90 | 1.03 | – |" in report  # added by a run with --no-memory
-    assert "| 64 | r3f 1.03 | – | – | – |" in report  # a shape without the recipes
+    assert "| 64 | r3f 1.03 | – | – | none 1.00 | – | – | – |" in report  # a shape without the recipes
     assert (
         "r3f: measured in a later run (`--variants ... --update`), whose none took 1.900 s and F = 1.000 s" in report
     )

@@ -1,5 +1,7 @@
 """Hooks never outlive a training step, unsupported set-ups are refused, non-finite gradients never reach weights."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
@@ -251,15 +253,28 @@ def test_lomo_optimizer_is_refused(tmp_path):
         trainer.training_step(model, collate(classification_rows(4)))
 
 
-@pytest.mark.parametrize(
-    "attribute,message",
-    [("is_deepspeed_enabled", "does not support DeepSpeed"), ("is_fsdp_enabled", "does not support FSDP")],
-)
-def test_deepspeed_and_fsdp_are_refused(tmp_path, attribute, message):
+def test_deepspeed_is_refused_with_a_message_that_names_fsdp2(tmp_path):
     trainer = AdversarialTrainer(model=tiny_bert(), args=arguments(tmp_path, adv_method="fgm"))
-    setattr(trainer, attribute, True)
-    with pytest.raises(ValueError, match=message):
+    trainer.is_deepspeed_enabled = True
+    with pytest.raises(ValueError, match="does not support DeepSpeed: .* use FSDP2"):
         check_parallelism(trainer)
+
+
+@pytest.mark.parametrize(
+    "version,method,message",
+    [(1, "fgm", "does not support FSDP1: .*fsdp_version': 2"), (2, "awp", "`adv_method='awp'` under FSDP2"),
+     (2, "a2t", "`adv_method='a2t'` under FSDP2"), (2, "fgm", None)],
+)  # fmt: skip
+def test_fsdp1_and_the_methods_fsdp2_cannot_run_are_refused(tmp_path, version, method, message):
+    # The trainer as accelerate leaves it with FSDP on (tests/test_fsdp.py runs it for real, over gloo).
+    args = arguments(tmp_path, adv_method=method)
+    state = SimpleNamespace(fsdp_plugin=SimpleNamespace(fsdp_version=version))
+    trainer = SimpleNamespace(is_fsdp_enabled=True, accelerator=SimpleNamespace(state=state), args=args)
+    if message is None:
+        check_parallelism(trainer)
+    else:
+        with pytest.raises(ValueError, match=message):
+            check_parallelism(trainer)
 
 
 def test_data_parallel_is_refused_at_construction(tmp_path):
