@@ -174,6 +174,7 @@ def advglue_levels_section(task, methods, by_run, levels):
         "| method | " + " | ".join(f"{level} ({counts[level]})" for level in order) + " | Δ word-level vs none |",
         "|---|" + "---|" * len(order) + "---|",
     ]
+    word, baseline = masks["word"], per_example(rows[BASELINE])
     for label, runs in rows.items():
         outcomes = per_example(runs)
         cells = [label]
@@ -183,8 +184,7 @@ def advglue_levels_section(task, methods, by_run, levels):
             cells.append("–")
         else:
             level = 0.95 if label == SYNONYM_PREREGISTERED else corrected
-            word = masks["word"]
-            difference, low, high = paired_bootstrap(outcomes[:, word], per_example(rows[BASELINE])[:, word], level)
+            difference, low, high = paired_bootstrap(outcomes[:, word], baseline[:, word], level)
             cells.append(f"{difference:+.1f} [{low:+.1f}, {high:+.1f}] at {100 * level:.1f} %")
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]

@@ -75,6 +75,11 @@ def main():
             "distributed_type": str(trainer.accelerator.distributed_type),
             "logs": trainer.state.log_history[:2],
         }
+    save_and_leave(results, out_dir)
+
+
+def save_and_leave(results, out_dir):
+    """Saves `results` on rank 0 into `out_dir/results.pt` and ends the process."""
     if dist.get_rank() == 0:
         torch.save(results, out_dir / "results.pt")
     # Without an orderly shutdown, gloo's threads can abort one process at exit; and freeing the trainers' DDP

@@ -4,7 +4,6 @@ reduce-scatters counted, the logs, and the error of each scenario that must be r
 
 import faulthandler
 import json
-import os
 import pathlib
 import sys
 
@@ -18,6 +17,7 @@ from adv_trainer import AdversarialTrainer, AdversarialTrainingArguments
 from adv_trainer.attacks import CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
+from tests.ddp_worker import save_and_leave
 from tests.fsdp_shim import enable_fsdp_on_cpu
 
 FSDP2 = {"fsdp": True, "fsdp_config": {"fsdp_version": 2, "transformer_layer_cls_to_wrap": ["BertLayer"]}}
@@ -42,7 +42,7 @@ def train_sft(name, scenario, out_dir):
 
     global reduce_scatters
     plain = scenario.get("plain", False)
-    fsdp_config = {"fsdp_version": 2, "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}
+    fsdp_config = {**FSDP2["fsdp_config"], "transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}
     settings = {**scenario["args"], "fsdp": True, "fsdp_config": fsdp_config, "ddp_backend": "gloo"}
     reduce_scatters = 0
     trainer_class = test_trl.SFTTrainer if plain else test_trl.AdversarialSFTTrainer
@@ -114,14 +114,7 @@ def main():
             f"rank {dist.get_rank() if dist.is_initialized() else '?'}: scenario {name}", file=sys.stderr, flush=True
         )
         results[name] = train(name, scenario, out_dir)
-    if dist.get_rank() == 0:
-        torch.save(results, out_dir / "results.pt")
-    # As in ddp_worker.py: leave without freeing gloo's objects after the group is gone.
-    dist.barrier()
-    dist.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    save_and_leave(results, out_dir)
 
 
 if __name__ == "__main__":

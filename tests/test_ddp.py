@@ -65,6 +65,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def run_scenarios(worker, scenarios, out, **env):
+    """Runs `tests/<worker>` under `torchrun --nproc_per_node 2` on the scenarios (written to `out`), with `env` added
+    to the environment; returns what rank 0 saved in `out/results.pt`."""
+    (out / "scenarios.json").write_text(json.dumps(scenarios))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+        "--master_port", str(free_port()), str(ROOT / "tests" / worker), str(out / "scenarios.json"), str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    return torch.load(out / "results.pt")
+
+
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
@@ -76,16 +90,7 @@ def ddp_results(tmp_path_factory):
         }
         for name, (model, rows, adv, batch, ga) in {**SCENARIOS, **BATCH_DEPENDENT, **NOT_DDP}.items()
     }
-    (out / "scenarios.json").write_text(json.dumps(scenarios))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), str(ROOT / "tests" / "ddp_worker.py"), str(out / "scenarios.json"),
-        str(out),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
-    return torch.load(out / "results.pt")
+    return run_scenarios("ddp_worker.py", scenarios, out, CUDA_VISIBLE_DEVICES="")
 
 
 @pytest.mark.slow

@@ -1,10 +1,6 @@
 """FSDP2, 2 processes x 4 rows x gradient accumulation 2, gives the update of 1 process x 16 rows, with no more
 gradient reduce-scatters than plain `Trainer`; the methods FSDP2 cannot run, and FSDP1, are refused."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +9,7 @@ import torch
 from adv_trainer.attacks import CreAT
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
-from tests.test_ddp import free_port
+from tests.test_ddp import run_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 FGM = {"adv_method": "fgm", "adv_epsilon": 0.3}
@@ -62,16 +58,7 @@ SCENARIOS["fsdp1-refused"] = {"args": {**FGM, **PER_RANK}, "fsdp_config": FSDP1}
 @pytest.fixture(scope="module")
 def fsdp_results(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
-    (out / "scenarios.json").write_text(json.dumps(SCENARIOS))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), str(ROOT / "tests" / "fsdp_worker.py"), str(out / "scenarios.json"),
-        str(out),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
-    return torch.load(out / "results.pt")
+    return run_scenarios("fsdp_worker.py", SCENARIOS, out, CUDA_VISIBLE_DEVICES="")
 
 
 def single_process(tmp_path, adv, monkeypatch, **overrides):

@@ -3,18 +3,13 @@
 Skipped without CUDA, with the reason; `make gpu-check` (benchmarks/gpu_check.py) runs them on a GPU machine.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from adv_trainer.attacks.base import SmoothnessRegularizer
 from tests import tiny_models
-from tests.test_ddp import free_port
-from tests.test_fsdp import METHODS, ROOT, SCENARIOS
+from tests.test_ddp import run_scenarios
+from tests.test_fsdp import METHODS, SCENARIOS
 
 pytestmark = [
     pytest.mark.gpu,
@@ -52,16 +47,7 @@ def test_half_precision_trains_close_to_float32_and_never_skips_a_step(tmp_path,
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="FSDP2 across GPUs needs 2; tests/test_fsdp.py covers gloo")
 def test_fsdp2_on_the_gpus_present_gives_the_single_gpu_update(tmp_path, monkeypatch):
     scenarios = {name: SCENARIOS[name] for name in [*METHODS, "plain-trainer"]}
-    (tmp_path / "scenarios.json").write_text(json.dumps(scenarios))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), str(ROOT / "tests" / "fsdp_worker.py"), str(tmp_path / "scenarios.json"),
-        str(tmp_path),
-    ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": "0,1"}
-    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert completed.returncode == 0, completed.stderr[-5000:]
-    results = torch.load(tmp_path / "results.pt")
+    results = run_scenarios("fsdp_worker.py", scenarios, tmp_path, CUDA_VISIBLE_DEVICES="0,1")
     for name, adv in METHODS.items():
         sharded = results[name]
         assert sharded["reduce_scatters"] == results["plain-trainer"]["reduce_scatters"], name
