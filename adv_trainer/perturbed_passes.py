@@ -196,21 +196,17 @@ class PerturbedPasses:
 
     def mixture_pass(self, position_delta, weight, final, adversarial=True):
         """Adds `weight` * grad_theta L(e + position_delta) to the parameter gradients, where `(B, T, E)`
-        `position_delta` may be made of embedding rows (DNE's mixtures: its graph is followed into them). Returns the
-        scaled loss and dL/d(position_delta) of the same backward; `final` as in `parameter_pass`; an `adversarial`
-        pass's loss is logged as `adv_loss`."""
+        `position_delta` is made of embedding rows and mixture weights (DNE's mixtures: its graph is followed into
+        them, and the backward leaves the gradients of its leaves, such as the mixture logits, on them). Returns the
+        scaled loss; `final` as in `parameter_pass`; an `adversarial` pass's loss is logged as `adv_loss`."""
         if self.final_pass_done:
             raise RuntimeError("An attack ran a parameter pass after its final one.")
-        if position_delta.requires_grad:
-            position_delta.retain_grad()
-        else:  # a frozen embedding: the mixture has no graph of its own
-            position_delta.requires_grad_()
         loss = self._loss(position_delta, final=final)
         if adversarial:
             self.adversarial_losses.append(loss.detach())
         self.trainer.accelerator.backward(loss * weight)
         self.final_pass_done = final
-        return loss.detach(), position_delta.grad
+        return loss.detach()
 
     def gradient_of(self, objective, tensor):
         """d(objective)/d(tensor), through `accelerator.backward` (fp16 loss scaling applies: the gradient may be

@@ -344,6 +344,8 @@ def main():
             for variant in measured:
                 memory = peak_memory_mib(variant, length, args.device, args.batch_size, args.model, args.architecture)
                 shape["variants"][variant]["peak_memory_mib"] = memory
+        elif length_name in results["shapes"]:
+            keep_peak_memory(results["shapes"][length_name], shape)
         if partial and length_name in results["shapes"]:
             shape = add_to_shape(results["shapes"][length_name], shape)
         results["shapes"][length_name] = shape
@@ -351,6 +353,14 @@ def main():
         # Written after every shape: the long shapes take many minutes, and an interrupted run keeps the others.
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+
+
+def keep_peak_memory(earlier, shape):
+    """A timing-only rerun (`--no-memory --update`) keeps the peak memory of each variant measured before;
+    `--memory-only` measures it anew."""
+    for name, variant in shape["variants"].items():
+        if "peak_memory_mib" in earlier["variants"].get(name, {}):
+            variant["peak_memory_mib"] = earlier["variants"][name]["peak_memory_mib"]
 
 
 def add_to_shape(shape, run):

@@ -56,6 +56,15 @@ def test_a_partial_run_adds_its_variants_with_its_own_none_and_floors():
     assert shape["added_runs"][1]["floors"] == {"floor-F": 0.5}
 
 
+def test_a_timing_only_rerun_keeps_the_peak_memory_measured_before():
+    earlier = {"variants": {"none": {"median_s": 1.0, "peak_memory_mib": 900.0}, "r3f": {"median_s": 2.0}}}
+    shape = {"variants": {"none": {"median_s": 1.1}, "r3f": {"median_s": 2.1}, "awp": {"median_s": 2.2}}}
+    bench_speed.keep_peak_memory(earlier, shape)
+    assert shape["variants"] == {
+        "none": {"median_s": 1.1, "peak_memory_mib": 900.0}, "r3f": {"median_s": 2.1}, "awp": {"median_s": 2.2}
+    }  # fmt: skip
+
+
 def test_the_defaults_runs_and_the_named_advglue_variant_are_found_by_their_hyperparameters(monkeypatch):
     def record(method, settings):
         return {"task": "sst2", "method": method, "hyperparameters": bench_quality.hyperparameters(method, settings)}

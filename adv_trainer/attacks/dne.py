@@ -90,16 +90,14 @@ class DNE(TrainingAttack):
         return draws / draws.sum(dim=-1, keepdim=True)
 
     def train_at(self, passes, hull, embedding, logits, weight, final, adversarial=True):
-        """One parameter pass at e(softmax(logits)); returns its scaled loss and dL/d(logits) `(P, 1 + S)`."""
-        vertices = hull.vertices(embedding)
-        delta = hull.delta(hull.weights(logits), vertices)
-        loss, position_gradient = passes.mixture_pass(delta, weight, final, adversarial)
+        """One parameter pass at e(softmax(logits)); returns its scaled loss and dL/d(logits) `(P, 1 + S)`, which
+        the pass's own backward leaves on the logits (a leaf of its graph), so that no second backward through the
+        `(P, 1 + S, E)` mixture is needed."""
+        leaf = logits.detach().requires_grad_()
+        delta = hull.delta(hull.weights(leaf), hull.vertices(embedding))
+        loss = passes.mixture_pass(delta, weight, final, adversarial)
         self.norms = delta.detach().pow(2).sum(dim=(1, 2)).sqrt()
-        with torch.enable_grad():
-            leaf = logits.detach().requires_grad_()
-            mixture = hull.delta(hull.weights(leaf), vertices.detach())
-            (gradient,) = torch.autograd.grad(mixture, leaf, position_gradient.float())
-        return loss, gradient
+        return loss, leaf.grad
 
     def hull(self, passes, embedding):
         """The `SynonymHull` of the micro-batch over the neighbourhoods, and `passes.space` set from the batch."""
