@@ -96,8 +96,9 @@ def check_packing_is_honoured(model, inputs, groups):
     """Refuses a packed batch whose model does not attend per packed sequence.
 
     Causal LMs of transformers 5.x detect packing from the position ids and mask attention per sequence, when
-    called without a cache (the Trainer sets `use_cache=False`); bidirectional encoders (BERT) ignore
-    `position_ids` in their mask, so a packed row is not the padded batch even unperturbed. Checked on the batch
+    called without a cache (the Trainer sets `use_cache=False`), as BERT does from transformers 5.25; encoders that
+    ignore `position_ids` in their mask (BERT before 5.25) do not, so a packed row is not the padded batch even
+    unperturbed. Checked on the batch
     itself, in one forward of two rows: the first row's first two sequences, and the same with the first sequence's
     tokens replaced; the last layer's hidden states of the second sequence must not change. Masked attention makes
     them equal to rounding, whatever the dtype. The model runs in eval mode (restored afterwards).
