@@ -98,13 +98,8 @@ class PerturbedPasses:
         `final` marks the attack's last pass, the one that carries the DDP gradient reduction. With
         `input_gradient=True` the same backward also returns dL/d(delta) (FreeLB's free ascent step).
         """
-        if self.final_pass_done:
-            raise RuntimeError("An attack ran a parameter pass after its final one.")
         position_delta = self.space.positions(delta).requires_grad_(input_gradient)
-        loss = self._loss(position_delta, final=final)
-        self.adversarial_losses.append(loss.detach())
-        self.trainer.accelerator.backward(loss * weight)
-        self.final_pass_done = final
+        self._trained_pass(position_delta, weight, final, adversarial=True)
         return self.space.gradient(position_delta.grad) if input_gradient else None
 
     def divergence_gradient(self, delta):
@@ -199,6 +194,10 @@ class PerturbedPasses:
         `position_delta` is made of embedding rows and mixture weights (DNE's mixtures: its graph is followed into
         them, and the backward leaves the gradients of its leaves, such as the mixture logits, on them). Returns the
         scaled loss; `final` as in `parameter_pass`; an `adversarial` pass's loss is logged as `adv_loss`."""
+        return self._trained_pass(position_delta, weight, final, adversarial)
+
+    def _trained_pass(self, position_delta, weight, final, adversarial):
+        """Forward at `(B, T, E)` `position_delta` and backward of `weight` * the scaled loss, which it returns."""
         if self.final_pass_done:
             raise RuntimeError("An attack ran a parameter pass after its final one.")
         loss = self._loss(position_delta, final=final)

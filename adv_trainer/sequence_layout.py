@@ -98,10 +98,10 @@ def check_packing_is_honoured(model, inputs, groups):
     Causal LMs of transformers 5.x detect packing from the position ids and mask attention per sequence, when
     called without a cache (the Trainer sets `use_cache=False`), as BERT does from transformers 5.25; encoders that
     ignore `position_ids` in their mask (BERT before 5.25) do not, so a packed row is not the padded batch even
-    unperturbed. Checked on the batch
-    itself, in one forward of two rows: the first row's first two sequences, and the same with the first sequence's
-    tokens replaced; the last layer's hidden states of the second sequence must not change. Masked attention makes
-    them equal to rounding, whatever the dtype. The model runs in eval mode (restored afterwards).
+    unperturbed. Checked on the batch itself, in one forward of two rows: the first row's first two sequences, and
+    the same with the first sequence's tokens replaced; the last layer's hidden states of the second sequence must
+    not change. Masked attention makes them equal to rounding, whatever the dtype. The model runs in eval mode
+    (restored afterwards).
     Returns False when nothing could be checked (the first row holds one sequence, or one repeated token).
     """
     first_row = groups[0] - groups[0, 0]
