@@ -92,7 +92,7 @@ class DNE(TrainingAttack):
     def train_at(self, passes, hull, embedding, logits, weight, final, adversarial=True):
         """One parameter pass at e(softmax(logits)); returns its scaled loss and dL/d(logits) `(P, 1 + S)`, which
         the pass's own backward leaves on the logits (a leaf of its graph), so that no second backward through the
-        `(P, 1 + S, E)` mixture is needed."""
+        mixture is needed."""
         leaf = logits.detach().requires_grad_()
         delta = hull.delta(hull.weights(leaf), hull.vertices(embedding))
         loss = passes.mixture_pass(delta, weight, final, adversarial)
