@@ -38,26 +38,25 @@ class _SparseMixture(torch.autograd.Function):
         kept = sorted_columns < rows.shape[0]
         crow = torch.zeros(weights.shape[0] + 1, dtype=torch.long, device=weights.device)
         crow[1:] = kept.sum(dim=1).cumsum(0)
-        pattern = (crow, sorted_columns[kept], (weights.shape[0], rows.shape[0]))
-        matrix = _csr(*pattern[:2], weights.gather(1, order)[kept], pattern[2])
+        matrix = _csr(crow, sorted_columns[kept], weights.gather(1, order)[kept], (weights.shape[0], rows.shape[0]))
         ctx.save_for_backward(order, kept, rows)
-        ctx.pattern = pattern
         ctx.matrix = matrix
         return torch.sparse.mm(matrix, rows)
 
     @staticmethod
     def backward(ctx, grad_point):
         order, kept, rows = ctx.saved_tensors
-        crow, col, size = ctx.pattern
+        matrix = ctx.matrix
         grad_weights = grad_rows = None
         if ctx.needs_input_grad[0]:
-            zeros = torch.zeros(col.shape, dtype=grad_point.dtype, device=grad_point.device)
-            sampled = torch.sparse.sampled_addmm(_csr(crow, col, zeros, size), grad_point, rows.t())
+            zeros = torch.zeros_like(matrix.values(), dtype=grad_point.dtype)
+            pattern = _csr(matrix.crow_indices(), matrix.col_indices(), zeros, matrix.shape)
+            sampled = torch.sparse.sampled_addmm(pattern, grad_point, rows.t())
             in_order = torch.zeros(kept.shape, dtype=grad_point.dtype, device=grad_point.device)
             in_order[kept] = sampled.values()
             grad_weights = torch.zeros_like(in_order).scatter_(1, order, in_order)
         if ctx.needs_input_grad[3]:
-            grad_rows = torch.sparse.mm(ctx.matrix.t(), grad_point.contiguous())
+            grad_rows = torch.sparse.mm(matrix.t(), grad_point.contiguous())
         return grad_weights, None, None, grad_rows
 
 

@@ -75,5 +75,5 @@ class SynonymHull:
         `vertices` and `(P, 1 + S)` `weights`; differentiable in both."""
         point = sparse_mixture(weights, self.vertex_index, self.vertex_mask, vertices)  # (P, E)
         delta = torch.zeros(*self.shape, vertices.shape[-1], device=vertices.device, dtype=point.dtype)
-        own = vertices.float()[self.vertex_index[:, 0]]
+        own = vertices[self.vertex_index[:, 0]].float()
         return delta.index_put((*self.positions.nonzero().unbind(1),), point - own)
